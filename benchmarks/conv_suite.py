@@ -1,0 +1,168 @@
+"""Layer suite: convkit vs PyTorch CPU, forward + grad_x + grad_w, interleaved.
+
+    python benchmarks/conv_suite.py [--repeats 7] [--threads 2] [--dtype float32] [--only NAME]
+
+Each repeat times convkit then PyTorch on the same layer, so both see the
+same machine load; the table reports medians, the ratio convkit/PyTorch
+(< 1 is faster), GFLOP/s counted as direct convolution (2 * MACs per pass,
+three passes), and convkit's peak extra memory (tracemalloc) for one
+forward+backward. PyTorch is optional: without it only convkit is timed.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import statistics
+import sys
+import time
+import tracemalloc
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "src"))
+import convkit.functional as F  # noqa: E402
+
+try:
+    import torch
+    import torch.nn.functional as TF
+except ImportError:  # PyTorch is optional
+    torch = None
+
+# name, kind, N, C, K, spatial, kernel, stride, padding, dilation, groups
+SUITE = [
+    ("mnist1 5x5 1->32", "conv", 64, 1, 32, (28, 28), 5, 1, 2, 1, 1),
+    ("mnist2 5x5 32->64", "conv", 64, 32, 64, (14, 14), 5, 1, 2, 1, 1),
+    ("stem 7x7/2 3->64", "conv", 8, 3, 64, (224, 224), 7, 2, 3, 1, 1),
+    ("3x3 64->64 56", "conv", 8, 64, 64, (56, 56), 3, 1, 1, 1, 1),
+    ("3x3 256->256 14", "conv", 8, 256, 256, (14, 14), 3, 1, 1, 1, 1),
+    ("3x3 512->512 7", "conv", 8, 512, 512, (7, 7), 3, 1, 1, 1, 1),
+    ("1x1 192->64 28", "conv", 8, 192, 64, (28, 28), 1, 1, 0, 1, 1),
+    ("1x1/2 64->128 56", "conv", 8, 64, 128, (56, 56), 1, 2, 0, 1, 1),
+    ("dw3x3 144 56", "conv", 8, 144, 144, (56, 56), 3, 1, 1, 1, 144),
+    ("3x3 d2 64->64 56", "conv", 8, 64, 64, (56, 56), 3, 1, 2, 2, 1),
+    ("conv1d 64->64 L4096", "conv", 16, 64, 64, (4096,), 3, 1, 1, 1, 1),
+    ("conv3d 16->32 16x32x32", "conv", 2, 16, 32, (16, 32, 32), 3, 1, 1, 1, 1),
+    ("convT 4/2 64->32 28", "convT", 8, 64, 32, (28, 28), 4, 2, 1, 1, 1),
+    ("maxpool 2x2 64x112", "maxpool", 8, 64, 64, (112, 112), 2, 2, 0, 1, 1),
+    ("maxpool 3x3/2 64x112", "maxpool", 8, 64, 64, (112, 112), 3, 2, 1, 1, 1),
+]
+
+
+def make(case, dtype, rng):
+    name, kind, n, c, k, sp, f, s, p, d, g = case
+    x = rng.standard_normal((n, c) + sp).astype(dtype)
+    nd = len(sp)
+    if kind == "conv":
+        w = rng.standard_normal((k, c // g) + (f,) * nd).astype(dtype) * 0.1
+        kw = dict(stride=s, padding=p, dilation=d, groups=g)
+    elif kind == "convT":
+        w = rng.standard_normal((c, k // g) + (f,) * nd).astype(dtype) * 0.1
+        kw = dict(stride=s, padding=p, dilation=d, groups=g)
+    else:
+        w = None
+        kw = dict(kernel_size=f, stride=s, padding=p)
+    return x, w, kw
+
+
+def convkit_step(kind, x, w, kw):
+    if kind == "conv":
+        y = F.conv(x, w, None, **kw)
+        F.conv_vjp(np.ones_like(y), x, w, None, **kw)
+    elif kind == "convT":
+        y = F.conv_transpose(x, w, None, **kw)
+        F.conv_transpose_vjp(np.ones_like(y), x, w, None, **kw)
+    else:
+        y = F.max_pool(x, **kw)
+        F.max_pool_vjp(np.ones_like(y), x, **kw)
+
+
+def torch_step(kind, x, w, kw, nd):
+    tx = x.requires_grad_()
+    if kind == "conv":
+        y = getattr(TF, f"conv{nd}d")(tx, w.requires_grad_(), None, **kw)
+    elif kind == "convT":
+        y = getattr(TF, f"conv_transpose{nd}d")(tx, w.requires_grad_(), None, **kw)
+    else:
+        y = getattr(TF, f"max_pool{nd}d")(tx, **kw)
+    y.backward(torch.ones_like(y))
+    tx.grad = None
+    if w is not None:
+        w.grad = None
+
+
+def flops(case, x_shape, y_shape):
+    name, kind, n, c, k, sp, f, s, p, d, g = case
+    if kind == "maxpool":
+        return 0
+    nd = len(sp)
+    out_cells = math.prod(y_shape[2:]) if kind == "conv" else math.prod(x_shape[2:])
+    macs = n * out_cells * (k if kind == "conv" else c) * (c // g if kind == "conv" else k // g) * f ** nd
+    return 3 * 2 * macs
+
+
+def peak_memory(fn):
+    tracemalloc.start()
+    fn()
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return peak
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--dtype", default="float32")
+    ap.add_argument("--only", default=None, help="run the layers whose name contains this")
+    args = ap.parse_args(argv)
+    rng = np.random.default_rng(0)
+    if torch is not None:
+        torch.set_num_threads(args.threads)
+    print(f"convkit conv suite, {args.dtype}, {args.repeats} repeats, torch "
+          f"{torch.__version__ if torch else 'absent'} at {args.threads} threads")
+    print(f"{'layer':24s} {'convkit ms':>11s} {'torch ms':>9s} {'ratio':>6s} {'GFLOP/s':>8s} {'peak MiB':>9s}")
+    ratios = []
+    for case in SUITE:
+        if args.only and args.only not in case[0]:
+            continue
+        kind, nd = case[1], len(case[5])
+        if kind == "maxpool" and not hasattr(F, "max_pool"):
+            continue
+        x, w, kw = make(case, args.dtype, rng)
+        tx = torch.from_numpy(x) if torch else None
+        tw = torch.from_numpy(w) if (torch and w is not None) else None
+        ours, theirs = [], []
+        convkit_step(kind, x, w, kw)  # warm-up
+        if torch:
+            torch_step(kind, tx.detach(), None if tw is None else tw.detach(), kw, nd)
+        for _ in range(args.repeats):
+            t0 = time.perf_counter()
+            convkit_step(kind, x, w, kw)
+            ours.append(time.perf_counter() - t0)
+            if torch:
+                t0 = time.perf_counter()
+                torch_step(kind, tx.detach(), None if tw is None else tw.detach(), kw, nd)
+                theirs.append(time.perf_counter() - t0)
+        mem = peak_memory(lambda: convkit_step(kind, x, w, kw)) / 2**20
+        if kind == "conv":
+            y_shape = F.conv(x[:1], w, None, **kw).shape
+        else:
+            y_shape = None
+        fl = flops(case, x.shape, y_shape)
+        m_ours = statistics.median(ours)
+        gf = f"{fl / m_ours / 1e9:8.1f}" if fl else f"{'-':>8s}"
+        if torch:
+            m_t = statistics.median(theirs)
+            ratios.append(m_ours / m_t)
+            print(f"{case[0]:24s} {m_ours * 1e3:11.2f} {m_t * 1e3:9.2f} {m_ours / m_t:6.2f} {gf} {mem:9.1f}")
+        else:
+            print(f"{case[0]:24s} {m_ours * 1e3:11.2f} {'-':>9s} {'-':>6s} {gf} {mem:9.1f}")
+        sys.stdout.flush()
+    if ratios:
+        gm = math.exp(sum(map(math.log, ratios)) / len(ratios))
+        print(f"geometric mean ratio convkit/torch: {gm:.2f}  (worst {max(ratios):.2f})")
+
+
+if __name__ == "__main__":
+    main()

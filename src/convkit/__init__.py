@@ -1,0 +1,12 @@
+"""convkit: convolutional networks on NumPy that are exact, fast and show their work.
+
+>>> import numpy as np, convkit.functional as F
+>>> F.conv(np.ones((1, 3, 5, 5)), np.ones((2, 3, 3, 3))).shape
+(1, 2, 3, 3)
+"""
+from . import functional, layout, shapes
+from ._config import get_workspace_limit, set_workspace_limit, workspace_limit
+
+__version__ = "0.1.0"
+__all__ = ["functional", "shapes", "layout", "get_workspace_limit", "set_workspace_limit", "workspace_limit",
+           "__version__"]

@@ -1,0 +1,154 @@
+"""Argument normalisation and every error message, in one place.
+
+Messages follow ``"{op}: {arg} must be {constraint}; got {arg}={value!r}."``
+ValueError for bad values, TypeError for wrong types. Nothing here asserts.
+"""
+from __future__ import annotations
+
+import numbers
+import operator
+
+import numpy as np
+
+PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
+PADDING_STRINGS = ("valid", "same", "same_lower")
+
+
+def fail(op, name, constraint, value, exc=ValueError):
+    raise exc(f"{op}: {name} must be {constraint}; got {name}={_show(value)}.")
+
+
+def _show(value):
+    if isinstance(value, np.ndarray):
+        return f"array(shape={value.shape}, dtype={value.dtype})"
+    return repr(value)
+
+
+def as_float_array(op, name, x, *, keep_int=False):
+    """Return ``x`` as an ndarray; ints and bools become float64 unless keep_int.
+
+    float16/32/64 are kept. Complex, object, string arrays raise TypeError.
+    """
+    if hasattr(x, "__array_namespace__") or isinstance(x, np.ndarray):
+        arr = np.asarray(x)
+    elif isinstance(x, (list, tuple, numbers.Number)):
+        arr = np.asarray(x)
+    else:
+        raise TypeError(
+            f"{op}: {name} must be a NumPy array or array-like of real numbers; "
+            f"got {name} of type {type(x).__name__}."
+        )
+    kind = arr.dtype.kind
+    if kind in "fiub":
+        if kind == "f" or keep_int:
+            return arr
+        return arr.astype(np.float64)
+    raise TypeError(
+        f"{op}: {name} must have a real (float, int or bool) dtype; got {name}.dtype={arr.dtype}."
+    )
+
+
+def result_dtype(*arrays):
+    return np.result_type(*[a.dtype for a in arrays if a is not None])
+
+
+def as_int(op, name, value, *, minimum=None):
+    if isinstance(value, bool) or not isinstance(value, (numbers.Integral, np.integer)):
+        try:
+            value = operator.index(value)
+        except TypeError:
+            raise TypeError(f"{op}: {name} must be an int; got {name}={_show(value)}.") from None
+    value = int(value)
+    if minimum is not None and value < minimum:
+        fail(op, name, f">= {minimum}", value)
+    return value
+
+
+def ntuple(op, name, value, n, *, minimum=None):
+    """An int, or a sequence of n ints, as a tuple of n ints."""
+    if isinstance(value, (list, tuple)):
+        if len(value) != n:
+            fail(op, name, f"an int or a sequence of {n} ints", value)
+        out = []
+        for v in value:
+            try:
+                out.append(as_int(op, name, v, minimum=minimum))
+            except (TypeError, ValueError):
+                constraint = f"ints >= {minimum}" if minimum is not None else "ints"
+                fail(op, name, constraint, value, TypeError if _not_int(v) else ValueError)
+        return tuple(out)
+    if isinstance(value, np.ndarray) and value.ndim == 1:
+        return ntuple(op, name, value.tolist(), n, minimum=minimum)
+    v = as_int(op, name, value, minimum=minimum)
+    return (v,) * n
+
+
+def _not_int(v):
+    return isinstance(v, bool) or not isinstance(v, (numbers.Integral, np.integer))
+
+
+def padding_arg(op, padding, n, *, allow_strings=True, minimum=0):
+    """Normalise padding to a string ("valid", "same", "same_lower") or n (lo, hi) pairs.
+
+    Accepted: an int; n ints; n (lo, hi) pairs; 2n ints in ONNX order
+    (all begins, then all ends) are NOT accepted here: the ONNX layer converts.
+    """
+    if isinstance(padding, str):
+        p = padding.lower()
+        if allow_strings and p in PADDING_STRINGS:
+            return p
+        allowed = "an int, a tuple of ints or (lo, hi) pairs"
+        if allow_strings:
+            allowed += ", 'valid', 'same' or 'same_lower'"
+        fail(op, "padding", allowed, padding)
+    if isinstance(padding, (list, tuple)) and padding and all(
+        isinstance(p, (list, tuple)) for p in padding
+    ):
+        if len(padding) != n or any(len(p) != 2 for p in padding):
+            fail(op, "padding", f"{n} (lo, hi) pairs", padding)
+        pairs = []
+        for p in padding:
+            lo = as_int(op, "padding", p[0])
+            hi = as_int(op, "padding", p[1])
+            if minimum is not None and (lo < minimum or hi < minimum):
+                fail(op, "padding", f">= {minimum} on every side", padding)
+            pairs.append((lo, hi))
+        return tuple(pairs)
+    return tuple((p, p) for p in ntuple(op, "padding", padding, n, minimum=minimum))
+
+
+def padding_mode(op, mode):
+    if mode not in PADDING_MODES:
+        fail(op, "padding_mode", "one of " + ", ".join(repr(m) for m in PADDING_MODES), mode)
+    return mode
+
+
+def data_format(op, fmt):
+    if fmt not in ("channels_first", "channels_last"):
+        fail(op, "data_format", "'channels_first' or 'channels_last'", fmt)
+    return fmt
+
+
+def batched(op, x, n_spatial, name="input", what="(N, C, *spatial) or (C, *spatial)"):
+    """Return (x with a batch axis, whether it was unbatched)."""
+    if x.ndim == n_spatial + 2:
+        return x, False
+    if x.ndim == n_spatial + 1:
+        return x[None], True
+    fail(op, f"{name}.ndim", f"{n_spatial + 1} or {n_spatial + 2} for {what}", x.ndim)
+
+
+def spatial_rank(op, x, weight_ndim=None, name="input"):
+    """Infer the number of spatial dims from the weight, or from x (batched assumed)."""
+    if weight_ndim is not None:
+        n = weight_ndim - 2
+    else:
+        n = x.ndim - 2
+    if n < 1:
+        fail(op, f"{name}.ndim", ">= 3 (N, C, *spatial)", x.ndim)
+    return n
+
+
+def positive_shape(op, name, shape):
+    if any(s < 1 for s in shape):
+        fail(op, name, "all >= 1 (no empty dimension)", tuple(shape))

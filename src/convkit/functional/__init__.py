@@ -1,0 +1,14 @@
+"""Pure NumPy convolution ops, each forward beside its gradient (vjp).
+
+Arrays are channels first, (N, C, *spatial), or unbatched (C, *spatial).
+Import as ``import convkit.functional as F``.
+"""
+from .conv import *  # noqa: F401,F403
+from .conv import __all__ as _conv_all
+from .padding import pad, pad_vjp
+
+__all__ = [*_conv_all, "pad", "pad_vjp"]
+from .unfold import *  # noqa: F401,F403,E402
+from .unfold import __all__ as _unfold_all  # noqa: E402
+
+__all__ += _unfold_all

@@ -1,0 +1,321 @@
+"""Convolution and transposed convolution, 1-3D (N-d), each forward beside its vjp.
+
+Legend: N batch, C input channels, K output channels (filters), G groups,
+W spatial input size, F kernel size, S stride, P padding, D dilation.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .. import _checks as C
+from .. import shapes
+from . import _conv_core as core
+from .padding import _check_pairs, pad_nd, pad_nd_vjp
+
+
+@dataclass(frozen=True)
+class _Spec:
+    op: str
+    stride: tuple
+    pads: tuple          # (lo, hi) per spatial dim
+    dilation: tuple
+    groups: int
+    mode: str
+    out: tuple           # spatial output size
+    unbatched: bool
+    channels_last: bool
+
+
+def _op_name(base, n):
+    return f"{base}{n}d" if n <= 3 else base
+
+
+def _prepare(base, x, weight, bias, n_expected, data_format):
+    """Validate arrays; returns (op, n, x channels-first batched, weight, bias, unbatched, cl)."""
+    op0 = _op_name(base, n_expected) if n_expected else base
+    x = C.as_float_array(op0, "input", x)
+    weight = C.as_float_array(op0, "weight", weight)
+    if weight.ndim < 3:
+        C.fail(op0, "weight.ndim", ">= 3: (out_channels, in_channels/groups, *kernel_size)", weight.ndim)
+    n = weight.ndim - 2
+    op = _op_name(base, n)
+    if n_expected and n != n_expected:
+        C.fail(op, "weight.ndim", f"{n_expected + 2} for a {n_expected}-d convolution", weight.ndim)
+    cl = C.data_format(op, data_format) == "channels_last"
+    x, unbatched = C.batched(op, x, n)
+    if cl:
+        x = np.moveaxis(x, -1, 1)
+    if bias is not None:
+        bias = C.as_float_array(op, "bias", bias)
+    dtype = C.result_dtype(x, weight, bias)
+    x, weight = x.astype(dtype, copy=False), weight.astype(dtype, copy=False)
+    bias = None if bias is None else bias.astype(dtype, copy=False)
+    C.positive_shape(op, "input.shape", x.shape[1:])
+    C.positive_shape(op, "weight.shape", weight.shape)
+    return op, n, x, weight, bias, unbatched, cl
+
+
+def _check_groups(op, groups, c_in, c_out_w, w_in, x_shape, w_shape, transpose):
+    groups = C.as_int(op, "groups", groups, minimum=1)
+    if c_in % groups:
+        raise ValueError(f"{op}: groups must divide in_channels; got in_channels={c_in}, groups={groups}.")
+    if transpose:
+        if w_in != c_in:
+            raise ValueError(f"{op}: weight.shape[0] must equal the input channels; got input shape "
+                             f"{x_shape} and weight shape {w_shape}.")
+    else:
+        if c_out_w % groups:
+            raise ValueError(f"{op}: groups must divide out_channels; got out_channels={c_out_w}, groups={groups}.")
+        if w_in * groups != c_in:
+            raise ValueError(f"{op}: weight.shape[1] * groups must equal the input channels; got input shape "
+                             f"{x_shape} and weight shape {w_shape} with groups={groups}.")
+    return groups
+
+
+def _check_bias(op, bias, k):
+    if bias is not None and bias.shape != (k,):
+        C.fail(op, "bias.shape", f"(out_channels,) = ({k},)", bias.shape)
+
+
+def _conv_spec(base, x, weight, bias, stride, padding, dilation, groups, padding_mode, data_format, n_expected=None):
+    op, n, x, weight, bias, unbatched, cl = _prepare(base, x, weight, bias, n_expected, data_format)
+    groups = _check_groups(op, groups, x.shape[1], weight.shape[0], weight.shape[1], x.shape, weight.shape, False)
+    _check_bias(op, bias, weight.shape[0])
+    mode = C.padding_mode(op, padding_mode)
+    kernel = weight.shape[2:]
+    stride = C.ntuple(op, "stride", stride, n, minimum=1)
+    dilation = C.ntuple(op, "dilation", dilation, n, minimum=1)
+    pads = shapes.resolve_padding(padding, x.shape[2:], kernel, stride, dilation, op=op)
+    out = shapes.conv_output_shape(x.shape[2:], kernel, stride, pads, dilation, op=op)
+    if mode != "zeros":
+        _check_pairs(op, x.shape, pads, mode)
+    spec = _Spec(op, stride, pads, dilation, groups, mode, out, unbatched, cl)
+    return spec, x, weight, bias
+
+
+def _finish(y, spec):
+    if spec.channels_last:
+        y = np.ascontiguousarray(np.moveaxis(y, 1, -1))
+    return y[0] if spec.unbatched else y
+
+
+def _start_grad(spec, grad_out, k, dtype):
+    g = C.as_float_array(spec.op, "grad_out", grad_out).astype(dtype, copy=False)
+    g, _ = C.batched(spec.op, g, len(spec.out), name="grad_out")
+    if spec.channels_last:
+        g = np.moveaxis(g, -1, 1)
+    return g
+
+
+def _check_grad_shape(spec, g, expected):
+    if g.shape != tuple(expected):
+        raise ValueError(f"{spec.op}: grad_out.shape must equal the output shape {tuple(expected)} "
+                         f"(channels first, batched); got grad_out.shape={g.shape}.")
+
+
+def _padded_input(x, spec):
+    if spec.mode == "zeros":
+        return x, spec.pads
+    return pad_nd(x, spec.pads, spec.mode), ((0, 0),) * len(spec.pads)
+
+
+def conv(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros",
+         data_format="channels_first"):
+    """N-d convolution (cross-correlation, as in every deep-learning library).
+
+    ``y[n, k, o] = bias[k] + sum_{c, f} weight[k, c, f] * xpad[n, g*C/G + c, o*S + f*D]``
+
+    Parameters
+    ----------
+    x : array (N, C, *spatial) or unbatched (C, *spatial); channels last with
+        ``data_format="channels_last"``: (N, *spatial, C).
+    weight : array (K, C/G, *kernel_size).
+    bias : array (K,) or None.
+    stride, dilation : int or one int per spatial dim.
+    padding : int, one int per dim, one (lo, hi) pair per dim, "valid",
+        "same" (TF/ONNX SAME_UPPER: output ceil(W/S), odd cell at the end) or
+        "same_lower".
+    groups : int dividing C and K; groups == C is a depthwise convolution.
+    padding_mode : "zeros", "reflect", "replicate" or "circular".
+
+    Shape
+    -----
+    ``out = floor((W + P_lo + P_hi - D*(F-1) - 1)/S) + 1`` per spatial dim.
+
+    >>> import numpy as np
+    >>> x = np.arange(8.).reshape(2, 2, 2) + 1          # (C=2, H=2, W=2)
+    >>> conv(x, np.array([2., 3.]).reshape(1, 2, 1, 1))  # a 1x1 filter across depth
+    array([[[17., 22.],
+            [27., 32.]]])
+    """
+    spec, x, weight, bias = _conv_spec("conv", x, weight, bias, stride, padding, dilation, groups,
+                                       padding_mode, data_format)
+    return _finish(_conv_forward(x, weight, bias, spec), spec)
+
+
+def _conv_forward(x, weight, bias, spec):
+    xp, pads = _padded_input(x, spec)
+    y = core.forward(xp, weight, spec.stride, pads, spec.dilation, spec.groups, spec.out)
+    if bias is not None:
+        y += bias.reshape((-1,) + (1,) * len(spec.out))
+    return y
+
+
+def conv_vjp(grad_out, x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros",
+             data_format="channels_first"):
+    """Gradients of :func:`conv`: returns (grad_x, grad_weight, grad_bias or None).
+
+    grad_x is the transposed convolution of grad_out with the same weight
+    (a full correlation with the 180-degree rotated kernel, grad_out dilated
+    by the stride); grad_weight is the correlation of the input with grad_out.
+    """
+    spec, x, weight, bias = _conv_spec("conv", x, weight, bias, stride, padding, dilation, groups,
+                                       padding_mode, data_format)
+    g = _start_grad(spec, grad_out, weight.shape[0], x.dtype)
+    _check_grad_shape(spec, g, (x.shape[0], weight.shape[0]) + spec.out)
+    xp, pads = _padded_input(x, spec)
+    gxp, gw = core.backward(xp, weight, g, spec.stride, pads, spec.dilation, spec.groups)
+    gx = gxp if spec.mode == "zeros" else pad_nd_vjp(gxp, x.shape, spec.pads, spec.mode)
+    gb = None if bias is None else g.sum(axis=(0, *range(2, g.ndim)))
+    return _finish(gx, spec), gw, gb
+
+
+def conv1d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros",
+           data_format="channels_first"):
+    """:func:`conv` for 1 spatial dim: x (N, C, L) or (C, L), weight (K, C/G, F)."""
+    return _conv_n(1, x, weight, bias, stride, padding, dilation, groups, padding_mode, data_format)
+
+
+def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros",
+           data_format="channels_first"):
+    """:func:`conv` for 2 spatial dims: x (N, C, H, W) or (C, H, W), weight (K, C/G, FH, FW)."""
+    return _conv_n(2, x, weight, bias, stride, padding, dilation, groups, padding_mode, data_format)
+
+
+def conv3d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros",
+           data_format="channels_first"):
+    """:func:`conv` for 3 spatial dims: x (N, C, D, H, W) or (C, D, H, W), weight (K, C/G, FD, FH, FW)."""
+    return _conv_n(3, x, weight, bias, stride, padding, dilation, groups, padding_mode, data_format)
+
+
+def _conv_n(n, x, weight, bias, stride, padding, dilation, groups, padding_mode, data_format):
+    spec, x, weight, bias = _conv_spec("conv", x, weight, bias, stride, padding, dilation, groups,
+                                       padding_mode, data_format, n_expected=n)
+    return _finish(_conv_forward(x, weight, bias, spec), spec)
+
+
+# ---------------------------------------------------------------- transposed
+
+
+def _conv_transpose_spec(x, weight, bias, stride, padding, output_padding, groups, dilation, output_size,
+                         data_format, n_expected=None):
+    op, n, x, weight, bias, unbatched, cl = _prepare("conv_transpose", x, weight, bias, n_expected, data_format)
+    groups = _check_groups(op, groups, x.shape[1], None, weight.shape[0], x.shape, weight.shape, True)
+    k_out = weight.shape[1] * groups
+    _check_bias(op, bias, k_out)
+    kernel = weight.shape[2:]
+    stride = C.ntuple(op, "stride", stride, n, minimum=1)
+    dilation = C.ntuple(op, "dilation", dilation, n, minimum=1)
+    pads = C.padding_arg(op, padding, n, allow_strings=False)
+    if output_size is not None:
+        size = C.ntuple(op, "output_size", tuple(output_size), len(tuple(output_size)), minimum=1)
+        size = size[-n:] if len(size) in (n + 1, n + 2) else size
+        if len(size) != n:
+            C.fail(op, "output_size", f"{n} spatial sizes (or the full shape)", output_size)
+        base = shapes.conv_transpose_output_shape(x.shape[2:], kernel, stride, pads, 0, dilation, op=op)
+        extra = tuple(s - b for s, b in zip(size, base))
+        if any(e < 0 or e >= max(st, d) for e, st, d in zip(extra, stride, dilation)):
+            hi = tuple(b + max(st, d) - 1 for b, st, d in zip(base, stride, dilation))
+            C.fail(op, "output_size", f"between {base} and {hi} for this input, stride and padding", output_size)
+        output_padding = extra
+    out = shapes.conv_transpose_output_shape(x.shape[2:], kernel, stride, pads, output_padding, dilation, op=op)
+    spec = _Spec(op, stride, pads, dilation, groups, "zeros", out, unbatched, cl)
+    return spec, x, weight, bias
+
+
+def _full_shape(x, weight, spec):
+    return tuple((i - 1) * s + d * (k - 1) + 1
+                 for i, k, s, d in zip(x.shape[2:], weight.shape[2:], spec.stride, spec.dilation))
+
+
+def _crop_pairs(full, spec):
+    """pad_nd pairs that turn the un-padded full output into the final output (negative = crop)."""
+    return tuple((-lo, o + lo - f) for f, o, (lo, _) in zip(full, spec.out, spec.pads))
+
+
+def conv_transpose(x, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1,
+                   output_size=None, data_format="channels_first"):
+    """N-d transposed convolution (the gradient of :func:`conv` with respect to its input).
+
+    Each input cell scatters ``x[n, c, i] * weight[c, k, :]`` into the output
+    at ``i*S + f*D - P_lo``.
+
+    Parameters
+    ----------
+    x : array (N, C, *spatial) or (C, *spatial).
+    weight : array (C, K/G, *kernel_size).
+    padding : int, ints or (lo, hi) pairs: cells cropped from each side.
+    output_padding : extra cells at the end of each dim (< max(S, D)).
+    output_size : the wanted spatial size; chooses output_padding.
+
+    Shape
+    -----
+    ``out = (W - 1)*S - P_lo - P_hi + D*(F-1) + output_padding + 1``.
+
+    >>> import numpy as np
+    >>> conv_transpose(np.ones((1, 1, 2)), np.ones((1, 1, 3)), stride=2)
+    array([[[1., 1., 2., 1., 1.]]])
+    """
+    spec, x, weight, bias = _conv_transpose_spec(x, weight, bias, stride, padding, output_padding, groups,
+                                                 dilation, output_size, data_format)
+    return _finish(_conv_transpose_forward(x, weight, bias, spec), spec)
+
+
+def _conv_transpose_forward(x, weight, bias, spec):
+    full = _full_shape(x, weight, spec)
+    no_pad = ((0, 0),) * len(full)
+    y = core.input_grad(x, weight, full, spec.stride, no_pad, spec.dilation, spec.groups)
+    y = pad_nd(y, _crop_pairs(full, spec), "zeros")
+    if bias is not None:
+        y = y + bias.reshape((-1,) + (1,) * len(full))
+    return np.ascontiguousarray(y)
+
+
+def conv_transpose_vjp(grad_out, x, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
+                       dilation=1, output_size=None, data_format="channels_first"):
+    """Gradients of :func:`conv_transpose`: (grad_x, grad_weight, grad_bias or None).
+
+    grad_x is the ordinary convolution of grad_out with the same weight.
+    """
+    spec, x, weight, bias = _conv_transpose_spec(x, weight, bias, stride, padding, output_padding, groups,
+                                                 dilation, output_size, data_format)
+    g = _start_grad(spec, grad_out, weight.shape[1] * spec.groups, x.dtype)
+    _check_grad_shape(spec, g, (x.shape[0], weight.shape[1] * spec.groups) + spec.out)
+    full = _full_shape(x, weight, spec)
+    g_full = pad_nd(g, tuple((-a, -b) for a, b in _crop_pairs(full, spec)), "zeros")
+    no_pad = ((0, 0),) * len(full)
+    gx = core.forward(g_full, weight, spec.stride, no_pad, spec.dilation, spec.groups, x.shape[2:])
+    _, gw = core.backward(g_full, weight, x, spec.stride, no_pad, spec.dilation, spec.groups, need_x=False)
+    gb = None if bias is None else g.sum(axis=(0, *range(2, g.ndim)))
+    return _finish(gx, spec), gw, gb
+
+
+def _conv_transpose_n(n):
+    def f(x, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1, output_size=None,
+          data_format="channels_first"):
+        spec, x, weight, bias = _conv_transpose_spec(x, weight, bias, stride, padding, output_padding, groups,
+                                                     dilation, output_size, data_format, n_expected=n)
+        return _finish(_conv_transpose_forward(x, weight, bias, spec), spec)
+    f.__name__ = f.__qualname__ = f"conv_transpose{n}d"
+    f.__doc__ = f":func:`conv_transpose` for {n} spatial dim{'s' if n > 1 else ''}; weight (C, K/G, *kernel)."
+    return f
+
+
+conv_transpose1d = _conv_transpose_n(1)
+conv_transpose2d = _conv_transpose_n(2)
+conv_transpose3d = _conv_transpose_n(3)
+
+__all__ = ["conv", "conv1d", "conv2d", "conv3d", "conv_vjp", "conv_transpose", "conv_transpose1d",
+           "conv_transpose2d", "conv_transpose3d", "conv_transpose_vjp"]

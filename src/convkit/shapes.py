@@ -1,0 +1,209 @@
+"""Output-size arithmetic, padding resolution and receptive fields.
+
+This is the one place the convolution arithmetic lives. Every size here is a
+spatial size: pass ``(H, W)``, not ``(N, C, H, W)``.
+
+Legend: W input size, F kernel size, D dilation, S stride, P_lo/P_hi padding
+before/after, F_eff = D*(F-1) + 1 the effective (dilated) kernel size.
+
+    out = floor((W + P_lo + P_hi - F_eff) / S) + 1
+"""
+from __future__ import annotations
+
+
+from dataclasses import dataclass
+
+from . import _checks as C
+
+
+def _norm(op, input_shape, kernel_size, stride, dilation):
+    shape = tuple(C.as_int(op, "input_shape", s, minimum=1) for s in input_shape)
+    if not shape:
+        C.fail(op, "input_shape", "a non-empty sequence of spatial sizes", input_shape)
+    n = len(shape)
+    k = C.ntuple(op, "kernel_size", kernel_size, n, minimum=1)
+    s = C.ntuple(op, "stride", stride, n, minimum=1)
+    d = C.ntuple(op, "dilation", dilation, n, minimum=1)
+    return shape, k, s, d
+
+
+def _same_pairs(shape, k, s, d, lower):
+    pairs = []
+    for w, f, st, dl in zip(shape, k, s, d):
+        out = -(-w // st)
+        total = max((out - 1) * st + dl * (f - 1) + 1 - w, 0)
+        small, big = total // 2, total - total // 2
+        pairs.append((big, small) if lower else (small, big))
+    return tuple(pairs)
+
+
+def resolve_padding(padding, input_shape, kernel_size, stride=1, dilation=1, *, op="resolve_padding"):
+    """The explicit (lo, hi) pair per spatial dim that a padding argument means.
+
+    ``"same"`` follows TF/ONNX SAME_UPPER: out = ceil(W / S), and an odd total
+    padding puts the extra cell at the end; ``"same_lower"`` puts it at the
+    start; ``"valid"`` is no padding.
+
+    >>> resolve_padding("same", (28, 28), 5)
+    ((2, 2), (2, 2))
+    >>> resolve_padding("same", (7,), 4, stride=2)
+    ((1, 2),)
+    """
+    shape, k, s, d = _norm(op, input_shape, kernel_size, stride, dilation)
+    p = C.padding_arg(op, padding, len(shape))
+    if p == "valid":
+        return ((0, 0),) * len(shape)
+    if p in ("same", "same_lower"):
+        return _same_pairs(shape, k, s, d, p == "same_lower")
+    return p
+
+
+def _arith(w, f, s, p, d):
+    lo, hi = p
+    fe = d * (f - 1) + 1
+    pad = f"2*{lo}" if lo == hi else f"{lo} + {hi}"
+    kern = f"{f}" if d == 1 else f"{fe}"
+    note = "" if d == 1 else f" (dilated kernel {d}*({f}-1)+1 = {fe})"
+    return f"({w} - {kern} + {pad})/{s} + 1", note
+
+
+def _out_size(op, dim, w, f, s, p, d, *, ceil_mode=False, strict=False):
+    lo, hi = p
+    fe = d * (f - 1) + 1
+    span = w + lo + hi - fe
+    if span < 0:
+        expr, note = _arith(w, f, s, p, d)
+        raise ValueError(
+            f"{op}: output size must be >= 1 in spatial dim {dim}; got {expr} = "
+            f"{_fmt(span / s + 1)}{note}: the kernel is larger than the padded input "
+            f"({w} + {lo} + {hi} = {w + lo + hi} < {fe})."
+        )
+    if strict and span % s:
+        expr, note = _arith(w, f, s, p, d)
+        raise ValueError(
+            f"{op}: (W - F + 2P)/S + 1 must be an integer in strict mode; got {expr} = "
+            f"{_fmt(span / s + 1)} is not an integer{note} in spatial dim {dim}."
+        )
+    out = (-(-span // s) if ceil_mode else span // s) + 1
+    if ceil_mode and (out - 1) * s >= w + lo:
+        out -= 1  # the last window must start inside the input or the left padding
+    return out
+
+
+def _fmt(v):
+    return f"{v:g}"
+
+
+def conv_output_shape(input_shape, kernel_size, stride=1, padding=0, dilation=1, *, strict=False, op="conv"):
+    """Spatial output shape of a convolution.
+
+    Shape: ``out = floor((W + P_lo + P_hi - D*(F-1) - 1) / S) + 1`` per dim.
+    With ``strict=True`` a stride that does not tile the padded input exactly
+    raises ValueError showing the arithmetic. An output below 1 always raises.
+
+    >>> conv_output_shape((28, 28), 5, stride=1, padding=2)
+    (28, 28)
+    >>> conv_output_shape((28,), 5, stride=2, strict=True)
+    Traceback (most recent call last):
+    ...
+    ValueError: conv: (W - F + 2P)/S + 1 must be an integer in strict mode; got (28 - 5 + 2*0)/2 + 1 = 12.5 is not an integer in spatial dim 0.
+    """
+    shape, k, s, d = _norm(op, input_shape, kernel_size, stride, dilation)
+    pads = resolve_padding(padding, shape, k, s, d, op=op)
+    return tuple(
+        _out_size(op, i, *args, strict=strict) for i, args in enumerate(zip(shape, k, s, pads, d))
+    )
+
+
+def pool_output_shape(input_shape, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+                      *, strict=False, op="pool"):
+    """Spatial output shape of a pooling window (stride defaults to kernel_size).
+
+    ``ceil_mode`` rounds up, but a last window that would start in the right
+    padding is dropped (PyTorch's and ONNX's rule).
+
+    >>> pool_output_shape((112, 112), 3, stride=2, padding=1)
+    (56, 56)
+    >>> pool_output_shape((5,), 2, ceil_mode=True)
+    (3,)
+    """
+    shape = tuple(input_shape)
+    stride = kernel_size if stride is None else stride
+    shape, k, s, d = _norm(op, shape, kernel_size, stride, dilation)
+    pads = resolve_padding(padding, shape, k, s, d, op=op)
+    return tuple(
+        _out_size(op, i, *args, ceil_mode=ceil_mode, strict=strict)
+        for i, args in enumerate(zip(shape, k, s, pads, d))
+    )
+
+
+def conv_transpose_output_shape(input_shape, kernel_size, stride=1, padding=0, output_padding=0,
+                                dilation=1, *, op="conv_transpose"):
+    """Spatial output shape of a transposed convolution.
+
+    Shape: ``out = (W - 1)*S - P_lo - P_hi + D*(F-1) + output_padding + 1``.
+
+    >>> conv_transpose_output_shape((14, 14), 4, stride=2, padding=1)
+    (28, 28)
+    """
+    shape, k, s, d = _norm(op, input_shape, kernel_size, stride, dilation)
+    n = len(shape)
+    pads = C.padding_arg(op, padding, n, allow_strings=False)
+    op_ = C.ntuple(op, "output_padding", output_padding, n, minimum=0)
+    for i in range(n):
+        if op_[i] >= max(s[i], d[i]):
+            C.fail(op, "output_padding", f"smaller than stride or dilation in every dim (stride={s}, dilation={d})",
+                   output_padding)
+    out = tuple((w - 1) * st + dl * (f - 1) + 1 + o - lo - hi
+                for w, f, st, dl, o, (lo, hi) in zip(shape, k, s, d, op_, pads))
+    if any(o < 1 for o in out):
+        C.fail(op, "output size", "all >= 1 (reduce padding)", out)
+    return out
+
+
+@dataclass(frozen=True)
+class ReceptiveField:
+    """Receptive field of one output cell in input pixels, and the jump (the
+    input distance between neighbouring output cells), per spatial dim."""
+
+    size: tuple
+    jump: tuple
+
+    def __str__(self):
+        return f"receptive field {'x'.join(map(str, self.size))}, jump {'x'.join(map(str, self.jump))}"
+
+
+def receptive_field(layers, ndim=None):
+    """Receptive field of a stack of windowed layers, first layer first.
+
+    Each layer is a kernel size (int or tuple), or a dict with ``kernel_size``
+    and optional ``stride`` and ``dilation``. Padding shifts, never widens.
+
+        r_out = r_in + D*(F-1)*j_in,   j_out = j_in*S
+
+    >>> receptive_field([3, 3])
+    ReceptiveField(size=(5,), jump=(1,))
+    >>> receptive_field([{"kernel_size": 5, "stride": 2}, {"kernel_size": 5, "stride": 2}], ndim=2)
+    ReceptiveField(size=(13, 13), jump=(4, 4))
+    """
+    op = "receptive_field"
+    if isinstance(layers, (int, dict)):
+        layers = [layers]
+    specs = [lay if isinstance(lay, dict) else {"kernel_size": lay} for lay in layers]
+    if ndim is None:
+        ndim = max((len(s["kernel_size"]) for s in specs if isinstance(s["kernel_size"], (tuple, list))),
+                   default=1)
+    size, jump = [1] * ndim, [1] * ndim
+    for s in specs:
+        k = C.ntuple(op, "kernel_size", s["kernel_size"], ndim, minimum=1)
+        st = C.ntuple(op, "stride", s.get("stride", 1), ndim, minimum=1)
+        dl = C.ntuple(op, "dilation", s.get("dilation", 1), ndim, minimum=1)
+        for i in range(ndim):
+            size[i] += dl[i] * (k[i] - 1) * jump[i]
+            jump[i] *= st[i]
+    return ReceptiveField(tuple(size), tuple(jump))
+
+
+__all__ = ["conv_output_shape", "conv_transpose_output_shape", "pool_output_shape", "resolve_padding",
+           "receptive_field", "ReceptiveField"]
+
