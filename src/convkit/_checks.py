@@ -152,3 +152,51 @@ def spatial_rank(op, x, weight_ndim=None, name="input"):
 def positive_shape(op, name, shape):
     if any(s < 1 for s in shape):
         fail(op, name, "all >= 1 (no empty dimension)", tuple(shape))
+
+
+# ---------------------------------------------------------------------------
+# Appended for functional/pool.py: real scalars, optional tuples, shape and
+# index-array checks. Generic; nothing above this line was changed.
+# ---------------------------------------------------------------------------
+
+def real_number(op, name, value, *, positive=False):
+    """A finite real number as a float; with positive=True it must also be > 0."""
+    if isinstance(value, bool) or not isinstance(value, (numbers.Real, np.integer, np.floating)):
+        raise TypeError(f"{op}: {name} must be a real number; got {name}={_show(value)}.")
+    out = float(value)
+    if not np.isfinite(out) or (positive and out <= 0):
+        fail(op, name, "a finite number > 0" if positive else "a finite number", value)
+    return out
+
+
+def optional_ntuple(op, name, value, n, *, minimum=None):
+    """Like ntuple, but None (alone or as an entry) means "keep that dim" and is kept as None."""
+    if value is None:
+        return (None,) * n
+    if isinstance(value, (list, tuple)) and any(v is None for v in value):
+        if len(value) != n:
+            fail(op, name, f"an int or a sequence of {n} ints or None", value)
+        return tuple(None if v is None else ntuple(op, name, v, 1, minimum=minimum)[0] for v in value)
+    return ntuple(op, name, value, n, minimum=minimum)
+
+
+def same_shape(op, name, shape, expected, what):
+    """Raise ValueError, printing both full shapes, unless shape == expected."""
+    if tuple(shape) != tuple(expected):
+        raise ValueError(
+            f"{op}: {name}.shape must equal {what} {tuple(expected)}; got {name}.shape={tuple(shape)}."
+        )
+
+
+def index_array(op, name, idx, shape, upper, what):
+    """An integer array of the given shape whose entries all lie in [0, upper)."""
+    arr = np.asarray(idx)
+    if arr.dtype.kind not in "iu":
+        raise TypeError(f"{op}: {name} must have an integer dtype; got {name}.dtype={arr.dtype}.")
+    same_shape(op, name, arr.shape, shape, "input.shape")
+    if arr.size and (arr.min() < 0 or arr.max() >= upper):
+        raise ValueError(
+            f"{op}: {name} must lie in [0, {upper}) ({what}); "
+            f"got {name}.min()={arr.min()}, {name}.max()={arr.max()}."
+        )
+    return arr

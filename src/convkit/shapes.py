@@ -99,7 +99,8 @@ def conv_output_shape(input_shape, kernel_size, stride=1, padding=0, dilation=1,
 
     Shape: ``out = floor((W + P_lo + P_hi - D*(F-1) - 1) / S) + 1`` per dim.
     With ``strict=True`` a stride that does not tile the padded input exactly
-    raises ValueError showing the arithmetic. An output below 1 always raises.
+    raises ValueError showing the arithmetic ("same" padding, defined as
+    ceil(W/S) outputs, is exempt). An output below 1 always raises.
 
     >>> conv_output_shape((28, 28), 5, stride=1, padding=2)
     (28, 28)
@@ -110,6 +111,8 @@ def conv_output_shape(input_shape, kernel_size, stride=1, padding=0, dilation=1,
     """
     shape, k, s, d = _norm(op, input_shape, kernel_size, stride, dilation)
     pads = resolve_padding(padding, shape, k, s, d, op=op)
+    # "same" is defined as ceil(W/S) outputs; strict mode checks explicit padding only
+    strict = strict and not (isinstance(padding, str) and padding.lower().startswith("same"))
     return tuple(
         _out_size(op, i, *args, strict=strict) for i, args in enumerate(zip(shape, k, s, pads, d))
     )

@@ -18,6 +18,13 @@ from ._im2col import col2im_add, im2col, plan_chunks, row_span
 from .padding import pad_nd
 
 
+def _cell_bytes(c, kernel, k_out, itemsize):
+    """Temporary bytes per output position: columns, their gradient, and the
+    chunk's GEMM result and transposed grad_out. Keeps the whole call's extra
+    memory, not only the columns, within the workspace limit."""
+    return (2 * c * math.prod(kernel) + 2 * k_out) * itemsize
+
+
 def _chunk_input(x, n0, n1, pads, r0, r1, kernel, stride, dilation):
     """The zero-padded input rows that output rows [r0, r1) of samples [n0, n1) read."""
     xp = pad_nd(x[n0:n1], pads, "zeros")
@@ -31,7 +38,7 @@ def forward(x, w, stride, pads, dilation, groups, out):
     k_out, kernel = w.shape[0], w.shape[2:]
     wg = w.reshape(groups, k_out // groups, -1)
     y = np.empty((n_, k_out) + tuple(out), dtype=x.dtype)
-    cell = c * math.prod(kernel) * x.itemsize
+    cell = _cell_bytes(c, kernel, k_out, x.itemsize)
     for n0, n1, r0, r1 in plan_chunks(n_, out, cell):
         xp = _chunk_input(x, n0, n1, pads, r0, r1, kernel, stride, dilation)
         oc = (r1 - r0,) + tuple(out[1:])
@@ -56,7 +63,7 @@ def backward(x, w, g, stride, pads, dilation, groups, need_x=True, need_w=True):
     gxp = None
     if need_x:
         gxp = np.zeros((n_, c) + tuple(s + lo + hi for s, (lo, hi) in zip(x.shape[2:], pads)), dtype=x.dtype)
-    cell = c * math.prod(kernel) * x.itemsize
+    cell = _cell_bytes(c, kernel, k_out, x.itemsize)
     for n0, n1, r0, r1 in plan_chunks(n_, out, cell):
         oc = (r1 - r0,) + tuple(out[1:])
         m = (n1 - n0) * math.prod(oc)

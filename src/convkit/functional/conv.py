@@ -34,13 +34,16 @@ def _op_name(base, n):
 
 def _prepare(base, x, weight, bias, n_expected, data_format):
     """Validate arrays; returns (op, n, x channels-first batched, weight, bias, unbatched, cl)."""
-    op0 = _op_name(base, n_expected) if n_expected else base
-    x = C.as_float_array(op0, "input", x)
-    weight = C.as_float_array(op0, "weight", weight)
+    wdim = getattr(weight, "ndim", None)
+    if n_expected:
+        op = _op_name(base, n_expected)
+    else:
+        op = _op_name(base, wdim - 2) if isinstance(wdim, int) and wdim >= 3 else base
+    x = C.as_float_array(op, "input", x)
+    weight = C.as_float_array(op, "weight", weight)
     if weight.ndim < 3:
-        C.fail(op0, "weight.ndim", ">= 3: (out_channels, in_channels/groups, *kernel_size)", weight.ndim)
+        C.fail(op, "weight.ndim", ">= 3: (out_channels, in_channels/groups, *kernel_size)", weight.ndim)
     n = weight.ndim - 2
-    op = _op_name(base, n)
     if n_expected and n != n_expected:
         C.fail(op, "weight.ndim", f"{n_expected + 2} for a {n_expected}-d convolution", weight.ndim)
     cl = C.data_format(op, data_format) == "channels_last"
@@ -90,7 +93,7 @@ def _conv_spec(base, x, weight, bias, stride, padding, dilation, groups, padding
     pads = shapes.resolve_padding(padding, x.shape[2:], kernel, stride, dilation, op=op)
     out = shapes.conv_output_shape(x.shape[2:], kernel, stride, pads, dilation, op=op)
     if mode != "zeros":
-        _check_pairs(op, x.shape, pads, mode)
+        _check_pairs(op, x.shape, pads, mode, name="padding")
     spec = _Spec(op, stride, pads, dilation, groups, mode, out, unbatched, cl)
     return spec, x, weight, bias
 
@@ -101,18 +104,21 @@ def _finish(y, spec):
     return y[0] if spec.unbatched else y
 
 
-def _start_grad(spec, grad_out, k, dtype):
+def _start_grad(spec, grad_out, expected, dtype):
+    """grad_out as a batched channels-first array, after checking it has the
+    output's shape in the caller's own layout (expected is batched, channels first)."""
     g = C.as_float_array(spec.op, "grad_out", grad_out).astype(dtype, copy=False)
-    g, _ = C.batched(spec.op, g, len(spec.out), name="grad_out")
+    want = tuple(expected)
     if spec.channels_last:
-        g = np.moveaxis(g, -1, 1)
-    return g
-
-
-def _check_grad_shape(spec, g, expected):
-    if g.shape != tuple(expected):
-        raise ValueError(f"{spec.op}: grad_out.shape must equal the output shape {tuple(expected)} "
-                         f"(channels first, batched); got grad_out.shape={g.shape}.")
+        want = (want[0],) + want[2:] + (want[1],)
+    if spec.unbatched:
+        want = want[1:]
+    if g.shape != want:
+        raise ValueError(f"{spec.op}: grad_out.shape must equal the output shape {want}; "
+                         f"got grad_out.shape={g.shape}.")
+    if spec.unbatched:
+        g = g[None]
+    return np.moveaxis(g, -1, 1) if spec.channels_last else g
 
 
 def _padded_input(x, spec):
@@ -173,8 +179,7 @@ def conv_vjp(grad_out, x, weight, bias=None, stride=1, padding=0, dilation=1, gr
     """
     spec, x, weight, bias = _conv_spec("conv", x, weight, bias, stride, padding, dilation, groups,
                                        padding_mode, data_format)
-    g = _start_grad(spec, grad_out, weight.shape[0], x.dtype)
-    _check_grad_shape(spec, g, (x.shape[0], weight.shape[0]) + spec.out)
+    g = _start_grad(spec, grad_out, (x.shape[0], weight.shape[0]) + spec.out, x.dtype)
     xp, pads = _padded_input(x, spec)
     gxp, gw = core.backward(xp, weight, g, spec.stride, pads, spec.dilation, spec.groups)
     gx = gxp if spec.mode == "zeros" else pad_nd_vjp(gxp, x.shape, spec.pads, spec.mode)
@@ -291,8 +296,7 @@ def conv_transpose_vjp(grad_out, x, weight, bias=None, stride=1, padding=0, outp
     """
     spec, x, weight, bias = _conv_transpose_spec(x, weight, bias, stride, padding, output_padding, groups,
                                                  dilation, output_size, data_format)
-    g = _start_grad(spec, grad_out, weight.shape[1] * spec.groups, x.dtype)
-    _check_grad_shape(spec, g, (x.shape[0], weight.shape[1] * spec.groups) + spec.out)
+    g = _start_grad(spec, grad_out, (x.shape[0], weight.shape[1] * spec.groups) + spec.out, x.dtype)
     full = _full_shape(x, weight, spec)
     g_full = pad_nd(g, tuple((-a, -b) for a, b in _crop_pairs(full, spec)), "zeros")
     no_pad = ((0, 0),) * len(full)

@@ -29,14 +29,14 @@ def _index_map(op, n, lo, hi, mode):
     raise AssertionError(mode)
 
 
-def _check_pairs(op, shape, pairs, mode):
+def _check_pairs(op, shape, pairs, mode, name="pad"):
     for ax, (n, (lo, hi)) in zip(range(len(shape) - len(pairs), len(shape)), zip(shape[-len(pairs):], pairs)):
         if n + lo + hi < 0 or (n + lo + hi == 0 and n > 0):
-            C.fail(op, "pad", f"such that dim {ax} (size {n}) stays non-empty", (lo, hi))
+            C.fail(op, name, f"such that dim {ax} (size {n}) stays non-empty", (lo, hi))
         if mode == "reflect" and (lo >= n or hi >= n):
-            C.fail(op, "pad", f"smaller than the input size {n} of dim {ax} for reflect padding", (lo, hi))
+            C.fail(op, name, f"smaller than the input size {n} of dim {ax} for reflect padding", (lo, hi))
         if mode == "circular" and (lo > n or hi > n):
-            C.fail(op, "pad", f"at most the input size {n} of dim {ax} for circular padding", (lo, hi))
+            C.fail(op, name, f"at most the input size {n} of dim {ax} for circular padding", (lo, hi))
 
 
 def pad_nd(x, pairs, mode="zeros", value=0.0):

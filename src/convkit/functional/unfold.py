@@ -1,6 +1,7 @@
 """unfold (im2col) and fold (col2im), N-d, with PyTorch's layouts.
 
-unfold: (N, C, *spatial) -> (N, C*prod(kernel), L), rows ordered channel
+An int kernel_size means 2 spatial dims, as in PyTorch; pass a tuple for 1-D
+or 3-D. unfold: (N, C, *spatial) -> (N, C*prod(kernel), L), rows ordered channel
 first then kernel offsets, L = prod(output positions). fold sums the
 columns back, so fold(unfold(x)) counts each pixel once per window that
 covers it.
@@ -46,7 +47,7 @@ def unfold(x, kernel_size, dilation=1, padding=0, stride=1):
     """
     op = "unfold"
     x = C.as_float_array(op, "input", x)
-    n = _rank(op, kernel_size, max(x.ndim - 2, 1))
+    n = _rank(op, kernel_size, 2)
     x, unbatched = C.batched(op, x, n)
     C.positive_shape(op, "input.shape", x.shape[1:])
     k, d, p, s = _args(op, n, kernel_size, dilation, padding, stride)
@@ -98,7 +99,7 @@ def fold(cols, output_size, kernel_size, dilation=1, padding=0, stride=1):
 def unfold_vjp(grad_out, x, kernel_size, dilation=1, padding=0, stride=1):
     """Gradient of :func:`unfold` with respect to x: fold of grad_out."""
     x = np.asarray(x)
-    n = _rank("unfold_vjp", kernel_size, max(x.ndim - 2, 1))
+    n = _rank("unfold_vjp", kernel_size, 2)
     return fold(grad_out, x.shape[-n:], kernel_size, dilation, padding, stride)
 
 

@@ -1,0 +1,751 @@
+"""Pooling: max, average, Lp, adaptive, global and max-unpool, each forward beside its vjp.
+
+A windowed pool is a loop over the kernel offsets. For offset ``(a0, a1, ...)``
+the cells that offset sees in every window form one strided slice of the padded
+input, ``xp[..., a0*d0 : a0*d0 + (o0-1)*s0 + 1 : s0, ...]``. The forward reduces
+these slices; the vjp adds the output gradient back into the same slices, which
+scatters without ``np.add.at`` because one slice never meets a cell twice.
+Adaptive pools gather a bin's cells the same way, one offset into the bin at a
+time. Planes ``(n, c)`` are independent, so work runs in blocks of planes that
+keep every temporary under :func:`convkit._config.get_workspace_limit`.
+
+Inputs are channels-first ``(N, C, *spatial)`` or unbatched ``(C, *spatial)``.
+The generic functions take the number of spatial dims from ``len(kernel_size)``
+(or ``len(output_size)``) when it is a tuple, else from ``x.ndim - 2``; the
+``*1d/2d/3d`` aliases fix it and accept unbatched input with an int size.
+
+Legend: k kernel size, s stride, d dilation, (lo, hi) padding, o output size,
+L input size, O adaptive output size, span the padded extent the windows reach.
+"""
+from __future__ import annotations
+
+import functools
+import inspect
+import itertools
+import math
+from typing import NamedTuple
+
+import numpy as np
+
+from .. import _checks as C
+from .. import shapes
+from .._config import get_workspace_limit
+from .padding import pad_nd, pad_nd_vjp
+
+_WHAT = "(N, C, *spatial) or (C, *spatial) with {n} spatial dims"
+
+
+# --------------------------------------------------------------------------- shared machinery
+
+class _Geom(NamedTuple):
+    spatial: tuple
+    k: tuple
+    s: tuple
+    d: tuple
+    pads: tuple
+    out: tuple
+    span: tuple
+
+
+def _rank(op, n, x, size):
+    if n is not None:
+        return n
+    return len(size) if isinstance(size, (tuple, list)) else C.spatial_rank(op, x)
+
+
+def _windowed(op, n, x, kernel_size, stride, padding, dilation, ceil_mode, *, keep_int=False):
+    """Validate everything a windowed pool takes; return (x with batch axis, unbatched, geometry)."""
+    x = C.as_float_array(op, "input", x, keep_int=keep_int)
+    n = _rank(op, n, x, kernel_size)
+    xb, unbatched = C.batched(op, x, n, what=_WHAT.format(n=n))
+    sp = xb.shape[2:]
+    k = C.ntuple(op, "kernel_size", kernel_size, n, minimum=1)
+    s = k if stride is None or (isinstance(stride, (list, tuple)) and not stride) else \
+        C.ntuple(op, "stride", stride, n, minimum=1)
+    d = C.ntuple(op, "dilation", dilation, n, minimum=1)
+    pads = shapes.resolve_padding(padding, sp, k, s, d, op=op)
+    out = shapes.pool_output_shape(sp, k, s, pads, d, bool(ceil_mode), op=op)
+    span = tuple((o - 1) * st + dl * (f - 1) + 1 for o, st, dl, f in zip(out, s, d, k))
+    return xb, unbatched, _Geom(sp, k, s, d, pads, out, span)
+
+
+def _grad(op, grad_out, unbatched, shape, dtype=None):
+    """grad_out as a float array with a batch axis, after checking it has the output's shape."""
+    g = C.as_float_array(op, "grad_out", grad_out)
+    C.same_shape(op, "grad_out", g.shape, shape[1:] if unbatched else shape, "the output shape")
+    g = g[None] if unbatched else g
+    return g if dtype is None else g.astype(np.result_type(g.dtype, dtype), copy=False)
+
+
+def _ret(a, unbatched):
+    return a[0] if unbatched and a is not None else a
+
+
+def _lowest(dtype):
+    if dtype.kind == "f":
+        return -np.inf
+    return False if dtype.kind == "b" else np.iinfo(dtype).min
+
+
+def _improves(v, best):
+    """Where v replaces the running max: strictly greater (ties keep the first), or NaN (PyTorch's rule)."""
+    upd = v > best
+    return upd | np.isnan(v) if v.dtype.kind == "f" else upd
+
+
+def _outer(arrays):
+    """1-d arrays reshaped to broadcast against each other as the axes of an n-d grid."""
+    n = len(arrays)
+    return [np.asarray(a).reshape((1,) * i + (-1,) + (1,) * (n - i - 1)) for i, a in enumerate(arrays)]
+
+
+def _blocks(shape, per_plane):
+    """Index tuples over blocks of (n, c) planes, each block within the workspace limit."""
+    N, nc = shape[:2]
+    limit = get_workspace_limit()
+    if nc * per_plane <= limit or nc <= 1:
+        nb = max(1, limit // max(nc * per_plane, 1))
+        return [(slice(i, i + nb),) for i in range(0, N, nb)]
+    cb = max(1, limit // per_plane)
+    return [(slice(i, i + 1), slice(j, j + cb)) for i in range(N) for j in range(0, nc, cb)]
+
+
+def _plane_bytes(*sizes):
+    return 8 * sum(3 * math.prod(s) for s in sizes)
+
+
+def _frame(g):
+    """Per dim: the input cells some window reaches, and the (lo, hi) padding that makes them span long."""
+    keep, pairs = [], []
+    for w, (lo, _), sp in zip(g.spatial, g.pads, g.span):
+        lo = min(lo, sp)
+        keep.append(min(w, sp - lo))
+        pairs.append((lo, sp - lo - keep[-1]))
+    return keep, pairs
+
+
+def _pad(xc, g, fill):
+    keep, pairs = _frame(g)
+    return pad_nd(xc[(Ellipsis, *map(slice, keep))], pairs, "constant", fill)
+
+
+def _unpad(buf, g):
+    keep, pairs = _frame(g)
+    gx = np.zeros(buf.shape[:2] + g.spatial, buf.dtype)
+    gx[(Ellipsis, *map(slice, keep))] = pad_nd_vjp(buf, buf.shape[:2] + tuple(keep), pairs)
+    return gx
+
+
+def _offsets(g):
+    """(j, view index) per kernel offset j, row-major: the cells offset j sees in every window."""
+    for j, kk in enumerate(itertools.product(*map(range, g.k))):
+        yield j, (Ellipsis,) + tuple(slice(a * dl, a * dl + (o - 1) * st + 1, st)
+                                     for a, dl, o, st in zip(kk, g.d, g.out, g.s))
+
+
+def _window_sum(xp, g, dtype):
+    y = np.zeros(xp.shape[:2] + g.out, dtype)
+    for _, sl in _offsets(g):
+        y += xp[sl]
+    return y
+
+
+def _spread(gy, g, arg=None):
+    """Adjoint of _window_sum (or, given arg, of picking offset arg in each window)."""
+    buf = np.zeros(gy.shape[:2] + g.span, gy.dtype)
+    for j, sl in _offsets(g):
+        if arg is None:
+            buf[sl] += gy
+        else:
+            np.add(buf[sl], gy, out=buf[sl], where=arg == j)
+    return buf
+
+
+def _window_max(xp, g, first):
+    """Running max over the offsets; arg is the winning offset (first is the first real cell, -1 if none)."""
+    best = np.full(xp.shape[:2] + g.out, _lowest(xp.dtype), xp.dtype)
+    arg = np.array(np.broadcast_to(first, best.shape))
+    for j, sl in _offsets(g):
+        v = xp[sl]
+        upd = _improves(v, best)
+        np.copyto(best, v, where=upd)
+        np.copyto(arg, j, where=upd)
+    return best, arg
+
+
+def _max_tables(g):
+    """First real offset of each window (-1 if none), flat input index of each window start and offset."""
+    pstride = [math.prod(g.spatial[i + 1:]) for i in range(len(g.k))]
+    kstride = [math.prod(g.k[i + 1:]) for i in range(len(g.k))]
+    starts = [np.arange(o) * st - lo for o, st, (lo, _) in zip(g.out, g.s, g.pads)]
+    kfirst = [np.maximum(d - 1 - a, 0) // d for a, d in zip(starts, g.d)]
+    ok = [(kf < k) & (a + kf * d < w) for a, kf, k, d, w in zip(starts, kfirst, g.k, g.d, g.spatial)]
+    first = sum(_outer([kf * ks for kf, ks in zip(kfirst, kstride)]))
+    first = np.where(functools.reduce(np.logical_and, _outer(ok)), first, -1)
+    base = sum(_outer([a * ps for a, ps in zip(starts, pstride)]))
+    table = np.array([sum(a * d * ps for a, d, ps in zip(kk, g.d, pstride))
+                      for kk in itertools.product(*map(range, g.k))], np.int64)
+    return first, base, table
+
+
+def _fixed_rank(generic, impl, n):
+    """generic's rank-checked alias ``{name}{n}d``: n spatial dims, unbatched input allowed."""
+    name = f"{generic.__name__}{n}d"
+
+    def alias(*args, **kwargs):
+        return impl(name, n, *args, **kwargs)
+
+    alias.__name__ = alias.__qualname__ = name
+    alias.__signature__ = inspect.signature(generic)
+    alias.__doc__ = (f"{generic.__name__} over exactly {n} spatial dim(s): input (N, C, *{n} dims) or "
+                     f"(C, *{n} dims).\n\nSee :func:`{generic.__name__}`; errors name ``{name}``.")
+    return alias
+
+
+# --------------------------------------------------------------------------- max pool
+
+def max_pool(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
+    """Max over each (dilated) window, as ``torch.nn.functional.max_pool{1,2,3}d``.
+
+    Parameters
+    ----------
+    x : array, (N, C, *spatial) or (C, *spatial); any real dtype, which is kept.
+    kernel_size, stride, dilation : int or tuple; stride defaults to kernel_size.
+    padding : int, tuple of ints, or (lo, hi) pairs per dim; any size >= 0
+        (asymmetric and wider than half the kernel allowed, unlike PyTorch).
+        Padding cells hold -inf (the dtype's minimum for integers) and never win.
+    ceil_mode : round the output size up (a window starting in the right padding is dropped).
+    return_indices : also return int64 indices, flat over each (n, c) plane of
+        the unpadded input (PyTorch's convention, what :func:`max_unpool` takes).
+
+    Ties go to the first cell in window (row-major) order; a NaN replaces the
+    running max, so a window holding NaN gives NaN (indexed at its last NaN, as
+    PyTorch on CPU). A window lying wholly in the padding gives -inf and index -1.
+
+    Shape
+    -----
+    ``o = floor((L + lo + hi - d*(k-1) - 1) / s) + 1`` per dim (ceil with ceil_mode).
+
+    Examples
+    --------
+    >>> x = np.arange(16.).reshape(1, 1, 4, 4)
+    >>> max_pool(x, 2)
+    array([[[[ 5.,  7.],
+             [13., 15.]]]])
+    >>> max_pool(x, 2, return_indices=True)[1]
+    array([[[[ 5,  7],
+             [13, 15]]]])
+    """
+    return _max_pool("max_pool", None, x, kernel_size, stride, padding, dilation, ceil_mode, return_indices)
+
+
+def _max_pool(op, n, x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
+    xb, unbatched, g = _windowed(op, n, x, kernel_size, stride, padding, dilation, ceil_mode, keep_int=True)
+    first, base, table = _max_tables(g)
+    y = np.empty(xb.shape[:2] + g.out, xb.dtype)
+    idx = np.empty(y.shape, np.int64) if return_indices else None
+    for b in _blocks(xb.shape, _plane_bytes(g.span, g.out)):
+        y[b], arg = _window_max(_pad(xb[b], g, _lowest(xb.dtype)), g, first)
+        if idx is not None:
+            idx[b] = np.where(arg >= 0, base + table[arg], -1)
+    return (_ret(y, unbatched), _ret(idx, unbatched)) if return_indices else _ret(y, unbatched)
+
+
+def max_pool_vjp(grad_out, x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+                 return_indices=False):
+    """Gradient of :func:`max_pool` w.r.t. x: each output's gradient goes to its argmax.
+
+    Same arguments as the forward (``return_indices`` is ignored). Ties go to the
+    first cell, as in PyTorch; a cell that wins several windows sums their gradients.
+
+    Shape
+    -----
+    grad_out: the forward output's shape; returns x's shape, grad_out's float dtype.
+
+    Examples
+    --------
+    >>> x = np.array([[[1., 3., 2., 0.]]])
+    >>> max_pool_vjp(np.ones((1, 1, 2)), x, 2)
+    array([[[0., 1., 1., 0.]]])
+    """
+    op = "max_pool_vjp"
+    xb, unbatched, g = _windowed(op, None, x, kernel_size, stride, padding, dilation, ceil_mode, keep_int=True)
+    gy = _grad(op, grad_out, unbatched, xb.shape[:2] + g.out)
+    first, _, _ = _max_tables(g)
+    gx = np.empty(xb.shape, gy.dtype)
+    for b in _blocks(xb.shape, _plane_bytes(g.span, g.span, g.out)):
+        _, arg = _window_max(_pad(xb[b], g, _lowest(xb.dtype)), g, first)
+        gx[b] = _unpad(_spread(gy[b], g, arg), g)
+    return _ret(gx, unbatched)
+
+
+# --------------------------------------------------------------------------- average pool
+
+def avg_pool(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+             divisor_override=None, dilation=1):
+    """Mean over each window, as ``torch.nn.functional.avg_pool{1,2,3}d`` and ONNX AveragePool.
+
+    The divisor is ``divisor_override`` if given, else the number of window
+    cells inside the explicitly padded input (``count_include_pad=True``) or
+    inside the unpadded input (False). Cells a ceil_mode window runs past the
+    padded input never count. A window with nothing to count averages to 0.
+    Integer and bool input becomes float64; float16/32/64 are kept.
+    ``dilation`` (last, beyond PyTorch's arguments) serves ONNX AveragePool.
+
+    Shape
+    -----
+    ``o = floor((L + lo + hi - d*(k-1) - 1) / s) + 1`` per dim (ceil with ceil_mode).
+
+    Examples
+    --------
+    >>> avg_pool(np.array([[[1., 2., 3., 4., 5.]]]), 2, ceil_mode=True)
+    array([[[1.5, 3.5, 5. ]]])
+    """
+    return _avg_pool("avg_pool", None, x, kernel_size, stride, padding, ceil_mode, count_include_pad,
+                     divisor_override, dilation)
+
+
+def _divisor(op, g, count_include_pad, divisor_override):
+    if divisor_override is not None:
+        if C.as_int(op, "divisor_override", divisor_override) == 0:
+            C.fail(op, "divisor_override", "a non-zero int or None", divisor_override)
+        return float(divisor_override)
+    counts = []
+    for o, k, s, d, (lo, hi), w in zip(g.out, g.k, g.s, g.d, g.pads, g.spatial):
+        cells = (np.arange(o) * s - lo)[:, None] + np.arange(k) * d
+        lo_, hi_ = (-lo, w + hi) if count_include_pad else (0, w)
+        counts.append(((cells >= lo_) & (cells < hi_)).sum(1))
+    div = functools.reduce(np.multiply, _outer(counts))
+    return np.where(div == 0, 1, div)
+
+
+def _avg_pool(op, n, x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+              divisor_override=None, dilation=1):
+    xb, unbatched, g = _windowed(op, n, x, kernel_size, stride, padding, dilation, ceil_mode)
+    div = _divisor(op, g, count_include_pad, divisor_override)
+    acc = np.result_type(xb.dtype, np.float32)
+    y = np.empty(xb.shape[:2] + g.out, xb.dtype)
+    for b in _blocks(xb.shape, _plane_bytes(g.span, g.out)):
+        y[b] = _window_sum(_pad(xb[b], g, 0), g, acc) / div
+    return _ret(y, unbatched)
+
+
+def avg_pool_vjp(grad_out, x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+                 divisor_override=None, dilation=1):
+    """Gradient of :func:`avg_pool` w.r.t. x (its adjoint: it is linear).
+
+    Shape
+    -----
+    grad_out: the forward output's shape; returns x's shape.
+
+    Examples
+    --------
+    >>> avg_pool_vjp(np.ones((1, 1, 2)), np.zeros((1, 1, 3)), 2, stride=1)
+    array([[[0.5, 1. , 0.5]]])
+    """
+    op = "avg_pool_vjp"
+    xb, unbatched, g = _windowed(op, None, x, kernel_size, stride, padding, dilation, ceil_mode)
+    div = _divisor(op, g, count_include_pad, divisor_override)
+    gy = _grad(op, grad_out, unbatched, xb.shape[:2] + g.out, xb.dtype)
+    gx = np.empty(xb.shape, gy.dtype)
+    for b in _blocks(xb.shape, _plane_bytes(g.span, g.out)):
+        gx[b] = _unpad(_spread(gy[b] / div, g), g)
+    return _ret(gx, unbatched)
+
+
+# --------------------------------------------------------------------------- Lp pool
+
+def lp_pool(x, norm_type, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
+    """Lp norm of each window, ``y = (sum over window of |x|**p) ** (1/p)``: ONNX LpPool.
+
+    Padding and ceil_mode overhang contribute 0. For p = 2 and inputs >= 0 this
+    equals ``torch.nn.functional.lp_pool{1,2,3}d``, with two differences:
+    PyTorch raises x (not |x|) to the power p, so for odd p and negative
+    inputs it gives the signed sum (p = 1) or NaN; and with ceil_mode PyTorch
+    rescales a window cut by the input's edge by ``prod(k) / cells inside``.
+    The vjp sets the gradient to 0 where y = 0 (and, for p <= 1, where x = 0).
+
+    Shape
+    -----
+    ``o = floor((L + lo + hi - d*(k-1) - 1) / s) + 1`` per dim (ceil with ceil_mode).
+
+    Examples
+    --------
+    >>> lp_pool(np.array([[[3., -4., 0., 0.]]]), 2, 2)
+    array([[[5., 0.]]])
+    """
+    return _lp_pool("lp_pool", None, x, norm_type, kernel_size, stride, padding, dilation, ceil_mode)
+
+
+def _lp_forward(xc, p, g, acc):
+    return _window_sum(_pad(np.abs(xc).astype(acc) ** p, g, 0), g, acc) ** (1 / p)
+
+
+def _lp_pool(op, n, x, norm_type, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
+    p = C.real_number(op, "norm_type", norm_type, positive=True)
+    xb, unbatched, g = _windowed(op, n, x, kernel_size, stride, padding, dilation, ceil_mode)
+    acc = np.result_type(xb.dtype, np.float32)
+    y = np.empty(xb.shape[:2] + g.out, xb.dtype)
+    for b in _blocks(xb.shape, _plane_bytes(g.span, g.span, g.out)):
+        y[b] = _lp_forward(xb[b], p, g, acc)
+    return _ret(y, unbatched)
+
+
+def lp_pool_vjp(grad_out, x, norm_type, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
+    """Gradient of :func:`lp_pool` w.r.t. x: ``dy/dx = sign(x) |x|**(p-1) / y**(p-1)``.
+
+    Shape
+    -----
+    grad_out: the forward output's shape; returns x's shape.
+
+    Examples
+    --------
+    >>> lp_pool_vjp(np.ones((1, 1, 1)), np.array([[[3., -4.]]]), 2, 2)
+    array([[[ 0.6, -0.8]]])
+    """
+    op = "lp_pool_vjp"
+    p = C.real_number(op, "norm_type", norm_type, positive=True)
+    xb, unbatched, g = _windowed(op, None, x, kernel_size, stride, padding, dilation, ceil_mode)
+    gy = _grad(op, grad_out, unbatched, xb.shape[:2] + g.out, xb.dtype)
+    acc = np.result_type(gy.dtype, np.float32)
+    gx = np.empty(xb.shape, gy.dtype)
+    for b in _blocks(xb.shape, _plane_bytes(g.span, g.span, g.span, g.out)):
+        xc = xb[b].astype(acc)
+        y = _lp_forward(xc, p, g, acc)
+        coef = np.where(y > 0, gy[b] * np.where(y > 0, y, 1) ** (1 - p), 0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            dabs = np.where(xc != 0, np.sign(xc) * np.abs(xc) ** (p - 1), 0)
+        gx[b] = _unpad(_spread(coef, g), g) * dabs
+    return _ret(gx, unbatched)
+
+
+# --------------------------------------------------------------------------- adaptive pools
+
+def _adaptive(op, n, x, output_size, *, keep_int=False):
+    x = C.as_float_array(op, "input", x, keep_int=keep_int)
+    n = _rank(op, n, x, output_size)
+    xb, unbatched = C.batched(op, x, n, what=_WHAT.format(n=n))
+    C.positive_shape(op, "input spatial shape", xb.shape[2:])
+    out = C.optional_ntuple(op, "output_size", output_size, n, minimum=1)
+    return xb, unbatched, tuple(L if o is None else o for o, L in zip(out, xb.shape[2:]))
+
+
+def _bins(L, O):
+    """Bin i covers [floor(i*L/O), ceil((i+1)*L/O)), PyTorch's rule."""
+    i = np.arange(O)
+    return i * L // O, -(-(i + 1) * L // O)
+
+
+def _bins_containing(L, O):
+    """For each input cell l, the bins [lo, hi) that contain it (the transpose of _bins)."""
+    start, end = _bins(L, O)
+    cells = np.arange(L)
+    return np.searchsorted(end, cells, "right"), np.searchsorted(start, cells, "right")
+
+
+def _ranges(a, b):
+    """Row m covers [a[m], b[m]): a (K, M) table of its entries (clipped to the last) and which are real."""
+    j = np.arange(int((b - a).max()))[:, None]
+    return np.minimum(a + j, b - 1), a + j < b
+
+
+def _gather_sum(x, axis, idx, w):
+    """``sum_k w[k] * take(x, idx[k], axis)``: a banded linear map along one axis."""
+    tail = (1,) * (x.ndim - axis - 1)
+    return sum(np.take(x, ik, axis) * wk.reshape(-1, *tail) for ik, wk in zip(idx, w))
+
+
+def adaptive_avg_pool(x, output_size):
+    """Mean over adaptive bins, as ``torch.nn.functional.adaptive_avg_pool{1,2,3}d``.
+
+    Bin i of a dim of size L covers ``[floor(i*L/O), ceil((i+1)*L/O))``. An
+    entry None in output_size keeps that dim. Computed one axis at a time.
+
+    Shape
+    -----
+    (N, C, *L) -> (N, C, *O); unbatched likewise.
+
+    Examples
+    --------
+    >>> adaptive_avg_pool(np.array([[[1., 2., 3., 4., 5.]]]), 2)
+    array([[[2., 4.]]])
+    """
+    return _adaptive_avg_pool("adaptive_avg_pool", None, x, output_size)
+
+
+def _adaptive_avg_pool(op, n, x, output_size):
+    xb, unbatched, out = _adaptive(op, n, x, output_size)
+    acc = np.result_type(xb.dtype, np.float32)
+    y = np.empty(xb.shape[:2] + out, xb.dtype)
+    for b in _blocks(xb.shape, _plane_bytes(xb.shape[2:], out)):
+        yc = xb[b].astype(acc)
+        for ax, (L, O) in enumerate(zip(xb.shape[2:], out), start=2):
+            start, end = _bins(L, O)
+            idx, inside = _ranges(start, end)
+            yc = _gather_sum(yc, ax, idx, inside / (end - start))
+        y[b] = yc
+    return _ret(y, unbatched)
+
+
+def adaptive_avg_pool_vjp(grad_out, x, output_size):
+    """Gradient of :func:`adaptive_avg_pool` w.r.t. x: each cell gathers g/|bin| from the bins holding it.
+
+    Shape
+    -----
+    grad_out: (N, C, *O); returns x's shape.
+
+    Examples
+    --------
+    >>> adaptive_avg_pool_vjp(np.ones((1, 1, 2)), np.zeros((1, 1, 3)), 2)
+    array([[[0.5, 1. , 0.5]]])
+    """
+    op = "adaptive_avg_pool_vjp"
+    xb, unbatched, out = _adaptive(op, None, x, output_size)
+    gy = _grad(op, grad_out, unbatched, xb.shape[:2] + out, xb.dtype)
+    gx = np.empty(xb.shape, gy.dtype)
+    for b in _blocks(xb.shape, _plane_bytes(xb.shape[2:], out)):
+        gc = gy[b]
+        for ax, (L, O) in enumerate(zip(xb.shape[2:], out), start=2):
+            start, end = _bins(L, O)
+            idx, inside = _ranges(*_bins_containing(L, O))
+            gc = _gather_sum(gc, ax, idx, inside / (end - start)[idx])
+        gx[b] = gc
+    return _ret(gx, unbatched)
+
+
+def _adaptive_argmax(xc, out):
+    """Max and flat argmax per bin, reducing the last axis first so ties keep row-major order."""
+    val, pos = xc, {}
+    for ax in reversed(range(2, xc.ndim)):
+        idx, _ = _ranges(*_bins(xc.shape[ax], out[ax - 2]))  # clipped repeats never win
+        col = (-1,) + (1,) * (xc.ndim - ax - 1)
+        best = np.take(val, idx[0], ax)
+        at = np.array(np.broadcast_to(idx[0].reshape(col), best.shape))
+        for ik in idx[1:]:
+            v = np.take(val, ik, ax)
+            upd = _improves(v, best)
+            np.copyto(best, v, where=upd)
+            np.copyto(at, ik.reshape(col), where=upd)
+        pos = {a: np.take_along_axis(p, at, ax) for a, p in pos.items()}
+        pos[ax], val = at, best
+    sp = xc.shape[2:]
+    return val, sum(pos[ax] * math.prod(sp[ax - 1:]) for ax in pos)
+
+
+def adaptive_max_pool(x, output_size, return_indices=False):
+    """Max over adaptive bins, as ``torch.nn.functional.adaptive_max_pool{1,2,3}d``.
+
+    Bins as in :func:`adaptive_avg_pool`; dtype kept; ties go to the first
+    cell in row-major order, NaN propagates. Indices are flat per (n, c) plane.
+
+    Shape
+    -----
+    (N, C, *L) -> (N, C, *O); unbatched likewise.
+
+    Examples
+    --------
+    >>> adaptive_max_pool(np.array([[[1., 5., 3., 4., 2.]]]), 2, return_indices=True)
+    (array([[[5., 4.]]]), array([[[1, 3]]]))
+    """
+    return _adaptive_max_pool("adaptive_max_pool", None, x, output_size, return_indices)
+
+
+def _adaptive_max_pool(op, n, x, output_size, return_indices=False):
+    xb, unbatched, out = _adaptive(op, n, x, output_size, keep_int=True)
+    y = np.empty(xb.shape[:2] + out, xb.dtype)
+    idx = np.empty(y.shape, np.int64)
+    for b in _blocks(xb.shape, _plane_bytes(xb.shape[2:], out)):
+        y[b], idx[b] = _adaptive_argmax(xb[b], out)
+    return (_ret(y, unbatched), _ret(idx, unbatched)) if return_indices else _ret(y, unbatched)
+
+
+def adaptive_max_pool_vjp(grad_out, x, output_size, return_indices=False):
+    """Gradient of :func:`adaptive_max_pool` w.r.t. x: each bin's gradient goes to its argmax.
+
+    Each input cell gathers from the few bins that contain it (no scatter).
+
+    Shape
+    -----
+    grad_out: (N, C, *O); returns x's shape, grad_out's float dtype.
+
+    Examples
+    --------
+    >>> adaptive_max_pool_vjp(np.ones((1, 1, 2)), np.array([[[1., 5., 3., 4., 2.]]]), 2)
+    array([[[0., 1., 0., 1., 0.]]])
+    """
+    return _adaptive_max_vjp("adaptive_max_pool_vjp", grad_out, x, output_size)
+
+
+def _adaptive_max_vjp(op, grad_out, x, output_size):
+    xb, unbatched, out = _adaptive(op, None, x, output_size, keep_int=True)
+    gy = _grad(op, grad_out, unbatched, xb.shape[:2] + out)
+    sp = xb.shape[2:]
+    tabs = [_ranges(*_bins_containing(L, O)) for L, O in zip(sp, out)]
+    here = np.arange(math.prod(sp)).reshape(sp)
+    gx = np.zeros(xb.shape, gy.dtype)
+    for b in _blocks(xb.shape, _plane_bytes(sp, sp, out)):
+        _, flat = _adaptive_argmax(xb[b], out)
+        for ts in itertools.product(*(range(len(idx)) for idx, _ in tabs)):
+            sel = (Ellipsis, *_outer([idx[t] for (idx, _), t in zip(tabs, ts)]))
+            inside = functools.reduce(np.logical_and, _outer([ins[t] for (_, ins), t in zip(tabs, ts)]))
+            np.add(gx[b], gy[b][sel], out=gx[b], where=(flat[sel] == here) & inside)
+    return _ret(gx, unbatched)
+
+
+# --------------------------------------------------------------------------- global pools
+
+def _global(op, x, keep_int=False):
+    x = C.as_float_array(op, "input", x, keep_int=keep_int)
+    C.spatial_rank(op, x)
+    C.positive_shape(op, "input spatial shape", x.shape[2:])
+    return x, tuple(range(2, x.ndim))
+
+
+def global_avg_pool(x):
+    """Mean over all spatial dims, kept as size 1 (ONNX GlobalAveragePool).
+
+    Shape
+    -----
+    (N, C, *spatial) -> (N, C, 1, ..., 1). Integer input becomes float64.
+
+    Examples
+    --------
+    >>> global_avg_pool(np.arange(8.).reshape(1, 2, 2, 2))
+    array([[[[1.5]],
+    <BLANKLINE>
+            [[5.5]]]])
+    """
+    x, axes = _global("global_avg_pool", x)
+    return x.mean(axis=axes, keepdims=True, dtype=np.result_type(x.dtype, np.float32)).astype(x.dtype)
+
+
+def global_avg_pool_vjp(grad_out, x):
+    """Gradient of :func:`global_avg_pool`: g / (number of spatial cells), broadcast.
+
+    Examples
+    --------
+    >>> global_avg_pool_vjp(np.ones((1, 1, 1)), np.zeros((1, 1, 4)))
+    array([[[0.25, 0.25, 0.25, 0.25]]])
+    """
+    op = "global_avg_pool_vjp"
+    x, axes = _global(op, x)
+    gy = _grad(op, grad_out, False, x.shape[:2] + (1,) * len(axes), x.dtype)
+    return np.array(np.broadcast_to(gy / math.prod(x.shape[2:]), x.shape))
+
+
+def global_max_pool(x):
+    """Max over all spatial dims, kept as size 1 (ONNX GlobalMaxPool); dtype kept, NaN propagates.
+
+    Shape
+    -----
+    (N, C, *spatial) -> (N, C, 1, ..., 1).
+
+    Examples
+    --------
+    >>> global_max_pool(np.array([[[3, 1, 2]]], dtype=np.uint8))
+    array([[[3]]], dtype=uint8)
+    """
+    x, axes = _global("global_max_pool", x, keep_int=True)
+    return x.max(axis=axes, keepdims=True)
+
+
+def global_max_pool_vjp(grad_out, x):
+    """Gradient of :func:`global_max_pool`: to the first maximum of each plane (last NaN if any).
+
+    Examples
+    --------
+    >>> global_max_pool_vjp(np.ones((1, 1, 1)), np.array([[[3., 1., 3.]]]))
+    array([[[1., 0., 0.]]])
+    """
+    op = "global_max_pool_vjp"
+    x, axes = _global(op, x, keep_int=True)
+    return _adaptive_max_vjp(op, grad_out, x, (1,) * len(axes))
+
+
+# --------------------------------------------------------------------------- max unpool
+
+def _unpool(op, n, x, indices, kernel_size, stride, padding, output_size):
+    x = C.as_float_array(op, "input", x, keep_int=True)
+    n = _rank(op, n, x, kernel_size)
+    xb, unbatched = C.batched(op, x, n, what=_WHAT.format(n=n))
+    k = C.ntuple(op, "kernel_size", kernel_size, n, minimum=1)
+    s = k if stride is None or (isinstance(stride, (list, tuple)) and not stride) else \
+        C.ntuple(op, "stride", stride, n, minimum=1)
+    pads = C.padding_arg(op, padding, n, allow_strings=False)
+    default = shapes.conv_transpose_output_shape(xb.shape[2:], k, s, pads, op=op)
+    out = default
+    if output_size is not None:
+        sizes = list(output_size) if isinstance(output_size, (list, tuple, np.ndarray)) else output_size
+        if not isinstance(sizes, list) or len(sizes) not in (n, n + 1, n + 2):
+            C.fail(op, "output_size", f"a sequence of {n} spatial sizes or the full output shape", output_size)
+        out = C.ntuple(op, "output_size", sizes[-n:], n, minimum=1)
+        if any(not (dd - st < o < dd + st) for o, dd, st in zip(out, default, s)):
+            C.fail(op, "output_size", f"within stride of the default {default} (strictly, per dim)", output_size)
+    P = math.prod(out)
+    idx = C.index_array(op, "indices", indices, x.shape, P, f"flat positions in an output plane of shape {out}")
+    return xb, idx.reshape(xb.shape[:2] + (-1,)), unbatched, out
+
+
+def max_unpool(x, indices, kernel_size, stride=None, padding=0, output_size=None):
+    """Partial inverse of :func:`max_pool`: put each value at its index, zeros elsewhere.
+
+    As ``torch.nn.functional.max_unpool{1,2,3}d``: ``indices`` are flat per
+    (n, c) plane of the output (what ``max_pool(..., return_indices=True)``
+    returns); ``output_size`` is the spatial size or the full shape and must
+    lie strictly within stride of the default. If two values share an index
+    the later one (in flat order) is kept.
+
+    Shape
+    -----
+    ``o = (L - 1)*s - lo - hi + k`` per dim unless output_size is given.
+
+    Examples
+    --------
+    >>> y, i = max_pool(np.array([[[1., 3., 4., 2.]]]), 2, return_indices=True)
+    >>> max_unpool(y, i, 2)
+    array([[[0., 3., 4., 0.]]])
+    """
+    return _max_unpool("max_unpool", None, x, indices, kernel_size, stride, padding, output_size)
+
+
+def _max_unpool(op, n, x, indices, kernel_size, stride=None, padding=0, output_size=None):
+    xb, idx, unbatched, out = _unpool(op, n, x, indices, kernel_size, stride, padding, output_size)
+    y = np.zeros(xb.shape[:2] + (math.prod(out),), xb.dtype)
+    np.put_along_axis(y, idx, xb.reshape(idx.shape), axis=2)
+    return _ret(y.reshape(xb.shape[:2] + out), unbatched)
+
+
+def max_unpool_vjp(grad_out, x, indices, kernel_size, stride=None, padding=0, output_size=None):
+    """Gradient of :func:`max_unpool` w.r.t. x: the output gradient read back at the indices.
+
+    Shape
+    -----
+    grad_out: the unpooled output's shape; returns x's shape.
+
+    Examples
+    --------
+    >>> max_unpool_vjp(np.arange(4.).reshape(1, 1, 4), np.ones((1, 1, 2)), np.array([[[1, 2]]]), 2)
+    array([[[1., 2.]]])
+    """
+    op = "max_unpool_vjp"
+    xb, idx, unbatched, out = _unpool(op, None, x, indices, kernel_size, stride, padding, output_size)
+    gy = _grad(op, grad_out, unbatched, xb.shape[:2] + out)
+    return _ret(np.take_along_axis(gy.reshape(idx.shape[:2] + (-1,)), idx, axis=2).reshape(xb.shape), unbatched)
+
+
+# --------------------------------------------------------------------------- rank-checked aliases
+
+max_pool1d, max_pool2d, max_pool3d = (_fixed_rank(max_pool, _max_pool, n) for n in (1, 2, 3))
+avg_pool1d, avg_pool2d, avg_pool3d = (_fixed_rank(avg_pool, _avg_pool, n) for n in (1, 2, 3))
+lp_pool1d, lp_pool2d, lp_pool3d = (_fixed_rank(lp_pool, _lp_pool, n) for n in (1, 2, 3))
+adaptive_avg_pool1d, adaptive_avg_pool2d, adaptive_avg_pool3d = (
+    _fixed_rank(adaptive_avg_pool, _adaptive_avg_pool, n) for n in (1, 2, 3))
+adaptive_max_pool1d, adaptive_max_pool2d, adaptive_max_pool3d = (
+    _fixed_rank(adaptive_max_pool, _adaptive_max_pool, n) for n in (1, 2, 3))
+max_unpool1d, max_unpool2d, max_unpool3d = (_fixed_rank(max_unpool, _max_unpool, n) for n in (1, 2, 3))
+
+_GENERIC = ["max_pool", "avg_pool", "lp_pool", "adaptive_avg_pool", "adaptive_max_pool", "max_unpool"]
+__all__ = [
+    *_GENERIC, *(f"{g}_vjp" for g in _GENERIC), *(f"{g}{n}d" for g in _GENERIC for n in (1, 2, 3)),
+    "global_avg_pool", "global_max_pool", "global_avg_pool_vjp", "global_max_pool_vjp",
+]
