@@ -423,3 +423,13 @@ def test_conv_transpose_matches_torch(rng, x_shape, w_shape, groups, kw):
     np.testing.assert_allclose(gx, tx.grad.numpy(), atol=1e-10)
     np.testing.assert_allclose(gw, tw.grad.numpy(), atol=1e-10)
     np.testing.assert_allclose(gb, tb.grad.numpy(), atol=1e-10)
+
+
+@pytest.mark.parametrize("n,mult,dil", [(1, 1, 1), (2, 1, 2), (2, 3, 1), (3, 2, 1)])
+def test_depthwise_stride1_path_matches_reference_under_a_tiny_workspace(rng, n, mult, dil):
+    """The shifted multiply-accumulate path (depthwise, stride 1), chunked by batch."""
+    c = 3
+    x, w, b = _arrays(rng, (3, c) + (5, 4, 3)[:n], (c * mult, 1) + (3, 2, 2)[:n], c * mult)
+    kw = dict(groups=c, padding=((2, 1), (0, 2), (1, 1))[:n], dilation=dil, padding_mode="zeros")
+    with convkit.workspace_limit(1024):
+        _check_conv(rng, x.shape, w.shape, **kw)

@@ -12,3 +12,7 @@ from .unfold import *  # noqa: F401,F403,E402
 from .unfold import __all__ as _unfold_all  # noqa: E402
 
 __all__ += _unfold_all
+from .pool import *  # noqa: F401,F403,E402
+from .pool import __all__ as _pool_all  # noqa: E402
+
+__all__ += _pool_all

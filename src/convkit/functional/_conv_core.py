@@ -14,6 +14,7 @@ import math
 
 import numpy as np
 
+from . import _depthwise
 from ._im2col import col2im_add, im2col, plan_chunks, row_span
 from .padding import pad_nd
 
@@ -35,6 +36,8 @@ def _chunk_input(x, n0, n1, pads, r0, r1, kernel, stride, dilation):
 def forward(x, w, stride, pads, dilation, groups, out):
     """y (N, K, *O) = conv(x, w) with zero padding ``pads``; x and w share a dtype."""
     n_, c = x.shape[:2]
+    if _depthwise.applicable(c, w, stride, groups):
+        return _depthwise.forward(x, w, pads, dilation, out)
     k_out, kernel = w.shape[0], w.shape[2:]
     wg = w.reshape(groups, k_out // groups, -1)
     y = np.empty((n_, k_out) + tuple(out), dtype=x.dtype)
@@ -56,6 +59,8 @@ def backward(x, w, g, stride, pads, dilation, groups, need_x=True, need_w=True):
     x with g.
     """
     n_, c = x.shape[:2]
+    if _depthwise.applicable(c, w, stride, groups):
+        return _depthwise.backward(x, w, g, pads, dilation, need_x, need_w)
     k_out, kernel = w.shape[0], w.shape[2:]
     out = g.shape[2:]
     wg = w.reshape(groups, k_out // groups, -1)

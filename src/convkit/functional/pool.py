@@ -212,7 +212,8 @@ def max_pool(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False
     x : array, (N, C, *spatial) or (C, *spatial); any real dtype, which is kept.
     kernel_size, stride, dilation : int or tuple; stride defaults to kernel_size.
     padding : int, tuple of ints, or (lo, hi) pairs per dim; any size >= 0
-        (asymmetric and wider than half the kernel allowed, unlike PyTorch).
+        (asymmetric and wider than half the kernel allowed, unlike PyTorch);
+        or "valid", "same", "same_lower" (TF/ONNX SAME_UPPER/SAME_LOWER).
         Padding cells hold -inf (the dtype's minimum for integers) and never win.
     ceil_mode : round the output size up (a window starting in the right padding is dropped).
     return_indices : also return int64 indices, flat over each (n, c) plane of
@@ -364,6 +365,8 @@ def lp_pool(x, norm_type, kernel_size, stride=None, padding=0, dilation=1, ceil_
     inputs it gives the signed sum (p = 1) or NaN; and with ceil_mode PyTorch
     rescales a window cut by the input's edge by ``prod(k) / cells inside``.
     The vjp sets the gradient to 0 where y = 0 (and, for p <= 1, where x = 0).
+    Argument order follows ONNX: padding and dilation come before ceil_mode
+    (PyTorch's 4th positional argument is ceil_mode: pass it by keyword).
 
     Shape
     -----
@@ -622,6 +625,10 @@ def global_avg_pool(x):
 def global_avg_pool_vjp(grad_out, x):
     """Gradient of :func:`global_avg_pool`: g / (number of spatial cells), broadcast.
 
+    Shape
+    -----
+    grad_out: (N, C, 1, ..., 1); returns x's shape.
+
     Examples
     --------
     >>> global_avg_pool_vjp(np.ones((1, 1, 1)), np.zeros((1, 1, 4)))
@@ -651,6 +658,10 @@ def global_max_pool(x):
 
 def global_max_pool_vjp(grad_out, x):
     """Gradient of :func:`global_max_pool`: to the first maximum of each plane (last NaN if any).
+
+    Shape
+    -----
+    grad_out: (N, C, 1, ..., 1); returns x's shape, grad_out's float dtype.
 
     Examples
     --------
@@ -692,8 +703,8 @@ def max_unpool(x, indices, kernel_size, stride=None, padding=0, output_size=None
     As ``torch.nn.functional.max_unpool{1,2,3}d``: ``indices`` are flat per
     (n, c) plane of the output (what ``max_pool(..., return_indices=True)``
     returns); ``output_size`` is the spatial size or the full shape and must
-    lie strictly within stride of the default. If two values share an index
-    the later one (in flat order) is kept.
+    lie strictly within stride of the default. If two values share an index,
+    which one is kept is unspecified (as in PyTorch); the vjp reads both.
 
     Shape
     -----
