@@ -19,3 +19,20 @@ def torch_or_skip():
     import pytest
 
     return pytest.importorskip("torch")
+
+
+_ONNX_CASES = []
+
+
+def onnx_node_cases(op_types):
+    """The onnx package's backend node test cases whose graph is one node of these op types
+    (generated once per test session: collect_testcases takes seconds)."""
+    import warnings
+
+    from onnx.backend.test.case.node import collect_testcases
+
+    if not _ONNX_CASES:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            _ONNX_CASES.extend(collect_testcases())
+    return [c for c in _ONNX_CASES if len(c.model.graph.node) == 1 and c.model.graph.node[0].op_type in op_types]

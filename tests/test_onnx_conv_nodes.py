@@ -4,13 +4,12 @@ import pytest
 
 onnx = pytest.importorskip("onnx")
 from onnx import helper  # noqa: E402
-from onnx.backend.test.case.node import collect_testcases  # noqa: E402
+from helpers import onnx_node_cases  # noqa: E402
 
 from convkit.onnx import ops  # noqa: E402
 
 OPS = {"Conv", "ConvTranspose", "Col2Im"}
-CASES = [c for c in collect_testcases()
-         if len(c.model.graph.node) == 1 and c.model.graph.node[0].op_type in OPS]
+CASES = onnx_node_cases(OPS)
 
 
 def test_the_cases_were_found():

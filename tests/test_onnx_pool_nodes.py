@@ -5,14 +5,13 @@ ONNX MaxPool/MaxUnpool indices are flat over the whole (N, C, *spatial) tensor;
 ours are flat per (n, c) plane, so the tests convert between the two.
 """
 import math
-import warnings
 
 import numpy as np
 import pytest
 
 onnx = pytest.importorskip("onnx")
 
-from onnx.backend.test.case.node import collect_testcases  # noqa: E402
+from helpers import onnx_node_cases  # noqa: E402
 
 from convkit import shapes  # noqa: E402
 from convkit.functional import pool as F  # noqa: E402
@@ -20,14 +19,7 @@ from convkit.functional import pool as F  # noqa: E402
 OPS = ("MaxPool", "AveragePool", "LpPool", "GlobalAveragePool", "GlobalMaxPool", "MaxUnpool")
 
 
-def _cases():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        cases = collect_testcases()
-    return [c for c in cases if len(c.model.graph.node) == 1 and c.model.graph.node[0].op_type in OPS]
-
-
-CASES = _cases()
+CASES = onnx_node_cases(OPS)
 
 
 def _attrs(node):

@@ -99,10 +99,14 @@ def _outer(arrays):
     return [np.asarray(a).reshape((1,) * i + (-1,) + (1,) * (n - i - 1)) for i, a in enumerate(arrays)]
 
 
-def _blocks(shape, per_plane):
-    """Index tuples over blocks of (n, c) planes, each block within the workspace limit."""
+_CACHE_BYTES = 1 << 22  # a block of planes whose passes stay in the CPU's L2 cache
+
+
+def _blocks(shape, per_plane, cache=False):
+    """Index tuples over blocks of (n, c) planes, each block within the workspace limit
+    (and, with cache=True, about one L2 cache, so the per-offset passes stay in cache)."""
     N, nc = shape[:2]
-    limit = get_workspace_limit()
+    limit = min(get_workspace_limit(), _CACHE_BYTES) if cache else get_workspace_limit()
     if nc * per_plane <= limit or nc <= 1:
         nb = max(1, limit // max(nc * per_plane, 1))
         return [(slice(i, i + nb),) for i in range(0, N, nb)]
@@ -152,24 +156,57 @@ def _window_sum(xp, g, dtype):
 
 def _spread(gy, g, arg=None):
     """Adjoint of _window_sum (or, given arg, of picking offset arg in each window)."""
+    if arg is not None:
+        return _route(gy, g, arg)
     buf = np.zeros(gy.shape[:2] + g.span, gy.dtype)
-    for j, sl in _offsets(g):
-        if arg is None:
-            buf[sl] += gy
-        else:
-            np.add(buf[sl], gy, out=buf[sl], where=arg == j)
+    for _, sl in _offsets(g):
+        buf[sl] += gy
     return buf
 
 
-def _window_max(xp, g, first):
-    """Running max over the offsets; arg is the winning offset (first is the first real cell, -1 if none)."""
-    best = np.full(xp.shape[:2] + g.out, _lowest(xp.dtype), xp.dtype)
+def _route(gy, g, arg):
+    """Send each window's gradient to its winning cell: one np.bincount over flat
+    indices into the padded block (overlapping windows add up; arg -1 sends nothing)."""
+    pstride = [math.prod(g.span[i + 1:]) for i in range(len(g.span))]
+    base = sum(_outer([np.arange(o) * st * ps for o, st, ps in zip(g.out, g.s, pstride)]))
+    table = np.array([sum(a * dl * ps for a, dl, ps in zip(kk, g.d, pstride))
+                      for kk in itertools.product(*map(range, g.k))], np.int64)
+    planes = gy.shape[0] * gy.shape[1]
+    flat = table[np.maximum(arg, 0)] + base
+    flat += (np.arange(planes) * math.prod(g.span)).reshape(gy.shape[:2] + (1,) * len(g.out))
+    weights = np.where(arg >= 0, gy, 0) if (arg < 0).any() else gy
+    buf = np.bincount(flat.ravel(), weights.ravel(), minlength=planes * math.prod(g.span))
+    return buf.astype(gy.dtype, copy=False).reshape(gy.shape[:2] + g.span)
+
+
+def _window_max(xp, g, first, want_arg=True):
+    """Running max over the offsets, and (want_arg) the winning offset per window.
+
+    The max is one np.maximum pass per offset (NaN propagates). The winner is
+    then found by equality, last offset first, so ties go to the first offset;
+    a window holding NaN is indexed at its last NaN (PyTorch's CPU rule). first
+    is the first real cell of each window (-1 if the window is all padding).
+    """
+    offsets = list(_offsets(g))
+    best = np.array(xp[offsets[0][1]])
+    for _, sl in offsets[1:]:
+        np.maximum(best, xp[sl], out=best)
+    if not want_arg:
+        return best, None
     arg = np.array(np.broadcast_to(first, best.shape))
-    for j, sl in _offsets(g):
-        v = xp[sl]
-        upd = _improves(v, best)
-        np.copyto(best, v, where=upd)
-        np.copyto(arg, j, where=upd)
+    hit = np.empty(best.shape, bool)
+    for j, sl in reversed(offsets):
+        np.equal(xp[sl], best, out=hit)
+        np.copyto(arg, j, where=hit)
+    # where the max is the padding's fill value, a padding cell may have matched:
+    # the first real cell wins, as with a strict running comparison
+    np.equal(best, _lowest(best.dtype), out=hit)
+    np.copyto(arg, np.broadcast_to(first, best.shape), where=hit)
+    if best.dtype.kind == "f":
+        nan = np.isnan(best)
+        if nan.any():
+            for j, sl in offsets:
+                np.copyto(arg, j, where=nan & np.isnan(xp[sl]))
     return best, arg
 
 
@@ -245,8 +282,8 @@ def _max_pool(op, n, x, kernel_size, stride=None, padding=0, dilation=1, ceil_mo
     first, base, table = _max_tables(g)
     y = np.empty(xb.shape[:2] + g.out, xb.dtype)
     idx = np.empty(y.shape, np.int64) if return_indices else None
-    for b in _blocks(xb.shape, _plane_bytes(g.span, g.out)):
-        y[b], arg = _window_max(_pad(xb[b], g, _lowest(xb.dtype)), g, first)
+    for b in _blocks(xb.shape, _plane_bytes(g.span, g.out), cache=True):
+        y[b], arg = _window_max(_pad(xb[b], g, _lowest(xb.dtype)), g, first, want_arg=idx is not None)
         if idx is not None:
             idx[b] = np.where(arg >= 0, base + table[arg], -1)
     return (_ret(y, unbatched), _ret(idx, unbatched)) if return_indices else _ret(y, unbatched)
@@ -274,7 +311,7 @@ def max_pool_vjp(grad_out, x, kernel_size, stride=None, padding=0, dilation=1, c
     gy = _grad(op, grad_out, unbatched, xb.shape[:2] + g.out)
     first, _, _ = _max_tables(g)
     gx = np.empty(xb.shape, gy.dtype)
-    for b in _blocks(xb.shape, _plane_bytes(g.span, g.span, g.out)):
+    for b in _blocks(xb.shape, _plane_bytes(g.span, g.span, g.out), cache=True):
         _, arg = _window_max(_pad(xb[b], g, _lowest(xb.dtype)), g, first)
         gx[b] = _unpad(_spread(gy[b], g, arg), g)
     return _ret(gx, unbatched)
