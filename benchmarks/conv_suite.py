@@ -72,9 +72,9 @@ def convkit_step(kind, x, w, kw):
     elif kind == "convT":
         y = F.conv_transpose(x, w, None, **kw)
         F.conv_transpose_vjp(np.ones_like(y), x, w, None, **kw)
-    else:
-        y = F.max_pool(x, **kw)
-        F.max_pool_vjp(np.ones_like(y), x, **kw)
+    else:  # like PyTorch, keep the forward's indices for the backward
+        y, idx = F.max_pool(x, **kw, return_indices=True)
+        F.max_pool_vjp(np.ones_like(y), x, **kw, indices=idx)
 
 
 def torch_step(kind, x, w, kw, nd):

@@ -436,3 +436,32 @@ BAD = [
 def test_bad_arguments(call, exc, pattern):
     with pytest.raises(exc, match=pattern):
         call()
+
+
+@pytest.mark.parametrize("kw", [dict(kernel_size=2), dict(kernel_size=3, stride=2, padding=1),
+                                dict(kernel_size=(2, 3), stride=1, padding=((3, 0), (0, 2)), dilation=(2, 1),
+                                     ceil_mode=True)])
+def test_max_pool_vjp_from_saved_indices(kw):
+    """The vjp from the forward's indices equals the one that finds the winners again."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 3, 7, 6))
+    x[0, 0, :2, :2] = 1.0  # ties
+    y, idx = F.max_pool(x, **kw, return_indices=True)
+    g = rng.standard_normal(y.shape)
+    np.testing.assert_allclose(F.max_pool_vjp(g, x, **kw, indices=idx), F.max_pool_vjp(g, x, **kw))
+    with pytest.raises(ValueError, match=r"max_pool_vjp: indices must lie in \[-1, 42\)"):
+        F.max_pool_vjp(g, x, **kw, indices=idx + 100)
+    with pytest.raises(TypeError, match=r"max_pool_vjp: indices must have an integer dtype"):
+        F.max_pool_vjp(g, x, **kw, indices=idx.astype(float))
+
+
+def test_max_pool_vjp_from_indices_under_a_tiny_workspace():
+    import convkit
+
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((3, 4, 6, 6))
+    y, idx = F.max_pool(x, 3, stride=2, padding=1, return_indices=True)
+    g = rng.standard_normal(y.shape)
+    expected = F.max_pool_vjp(g, x, 3, stride=2, padding=1)
+    with convkit.workspace_limit(1024):
+        np.testing.assert_allclose(F.max_pool_vjp(g, x, 3, stride=2, padding=1, indices=idx), expected)

@@ -22,7 +22,10 @@ _BLOCK_ELEMENTS = 1 << 16  # about 256 KiB of float32 per operand: stays in L2
 
 
 def applicable(x_channels, w, stride, groups):
-    return groups == x_channels and w.shape[1] == 1 and all(s == 1 for s in stride)
+    """Depthwise at stride 1 with a small channel multiplier. (One input channel
+    with many filters is an ordinary conv: its GEMM has a useful shape.)"""
+    return (groups == x_channels > 1 and w.shape[1] == 1 and w.shape[0] <= 4 * groups
+            and all(s == 1 for s in stride))
 
 
 def _geometry(padded, kernel, dilation, out):

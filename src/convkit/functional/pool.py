@@ -290,11 +290,13 @@ def _max_pool(op, n, x, kernel_size, stride=None, padding=0, dilation=1, ceil_mo
 
 
 def max_pool_vjp(grad_out, x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
-                 return_indices=False):
+                 return_indices=False, indices=None):
     """Gradient of :func:`max_pool` w.r.t. x: each output's gradient goes to its argmax.
 
     Same arguments as the forward (``return_indices`` is ignored). Ties go to the
     first cell, as in PyTorch; a cell that wins several windows sums their gradients.
+    Pass the forward's ``indices`` (from ``return_indices=True``) to skip finding
+    the winners again, as PyTorch's backward does with its saved indices.
 
     Shape
     -----
@@ -305,16 +307,46 @@ def max_pool_vjp(grad_out, x, kernel_size, stride=None, padding=0, dilation=1, c
     >>> x = np.array([[[1., 3., 2., 0.]]])
     >>> max_pool_vjp(np.ones((1, 1, 2)), x, 2)
     array([[[0., 1., 1., 0.]]])
+    >>> y, i = max_pool(x, 2, return_indices=True)
+    >>> max_pool_vjp(np.ones((1, 1, 2)), x, 2, indices=i)
+    array([[[0., 1., 1., 0.]]])
     """
     op = "max_pool_vjp"
     xb, unbatched, g = _windowed(op, None, x, kernel_size, stride, padding, dilation, ceil_mode, keep_int=True)
     gy = _grad(op, grad_out, unbatched, xb.shape[:2] + g.out)
+    if indices is not None:
+        return _ret(_route_indices(op, gy, indices, unbatched, xb.shape), unbatched)
     first, _, _ = _max_tables(g)
     gx = np.empty(xb.shape, gy.dtype)
     for b in _blocks(xb.shape, _plane_bytes(g.span, g.span, g.out), cache=True):
         _, arg = _window_max(_pad(xb[b], g, _lowest(xb.dtype)), g, first)
         gx[b] = _unpad(_spread(gy[b], g, arg), g)
     return _ret(gx, unbatched)
+
+
+def _route_indices(op, gy, indices, unbatched, x_shape):
+    """grad_x from saved per-plane flat indices: one np.bincount (-1 sends nothing)."""
+    idx = np.asarray(indices)
+    if idx.dtype.kind not in "iu":
+        raise TypeError(f"{op}: indices must have an integer dtype; got indices.dtype={idx.dtype}.")
+    idx = idx[None] if unbatched else idx
+    C.same_shape(op, "indices", idx.shape, gy.shape, "the output shape")
+    plane = math.prod(x_shape[2:])
+    if idx.size and (idx.min() < -1 or idx.max() >= plane):
+        raise ValueError(f"{op}: indices must lie in [-1, {plane}) (flat positions in one input plane); "
+                         f"got indices.min()={idx.min()}, indices.max()={idx.max()}.")
+    gx = np.empty(x_shape, gy.dtype)
+    per_plane = 8 * plane + 24 * math.prod(gy.shape[2:])
+    for b in _blocks(x_shape, per_plane):
+        ib, gb = idx[b], gy[b]
+        planes = ib.shape[0] * ib.shape[1]
+        flat = ib + (np.arange(planes) * plane).reshape(ib.shape[:2] + (1,) * (ib.ndim - 2))
+        if ib.size and ib.min() < 0:
+            gb = np.where(ib >= 0, gb, 0)
+            flat = np.maximum(flat, 0)
+        acc = np.bincount(flat.ravel(), gb.ravel(), minlength=planes * plane)
+        gx[b] = acc.reshape(ib.shape[:2] + x_shape[2:])
+    return gx
 
 
 # --------------------------------------------------------------------------- average pool
