@@ -16,6 +16,7 @@ import math
 import numpy as np
 
 from .._config import get_workspace_limit
+from .._parallel import run_blocks
 
 
 _BLOCK_ELEMENTS = 1 << 16  # about 256 KiB of float32 per operand: stays in L2
@@ -102,12 +103,16 @@ def _forward(x, w, pads, dilation, out):
     for j in range(mult):
         wp = _plane_weights(w, n_, mult, j)
         junk = np.empty((n_ * c, length), x.dtype)
-        for p0, p1 in _blocks(n_ * c, length):
+
+        def block(rows, wp=wp, junk=junk):
+            p0, p1 = rows
             acc, tmp = junk[p0:p1], np.empty((p1 - p0, length), x.dtype)
             np.multiply(xf[p0:p1, offs[0]:offs[0] + length], wp[p0:p1, :1], out=acc)
             for k in range(1, len(offs)):
                 np.multiply(xf[p0:p1, offs[k]:offs[k] + length], wp[p0:p1, k:k + 1], out=tmp)
                 acc += tmp
+
+        run_blocks(block, _blocks(n_ * c, length))
         y[:, :, j] = _crop(junk, (n_, c), padded, out)
     return y.reshape((n_, c * mult) + tuple(out))
 
@@ -128,7 +133,9 @@ def _backward(x, w, g, pads, dilation, need_x=True, need_w=True):
         gj = gj.reshape(n_ * c, length)
         wp = _plane_weights(w, n_, mult, j) if need_x else None
         gwp = np.empty((n_ * c, len(offs)), x.dtype) if need_w else None
-        for p0, p1 in _blocks(n_ * c, length):
+
+        def block(rows, gj=gj, wp=wp, gwp=gwp):
+            p0, p1 = rows
             tmp = np.empty((p1 - p0, length), x.dtype)
             for k, off in enumerate(offs):
                 if need_w:
@@ -136,6 +143,8 @@ def _backward(x, w, g, pads, dilation, need_x=True, need_w=True):
                 if need_x:
                     np.multiply(gj[p0:p1], wp[p0:p1, k:k + 1], out=tmp)
                     gxf[p0:p1, off:off + length] += tmp
+
+        run_blocks(block, _blocks(n_ * c, length))
         if need_w:
             gw[j::mult, 0] = gwp.reshape(n_, c, -1).sum(axis=0)
     gx = None

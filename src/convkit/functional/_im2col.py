@@ -17,6 +17,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from .._config import get_workspace_limit
+from .._parallel import num_threads, run_blocks
 
 
 def windows(xp, kernel, stride, dilation, out):
@@ -29,22 +30,50 @@ def windows(xp, kernel, stride, dilation, out):
     return as_strided(xp, shape, strides, writeable=False)
 
 
+def _parts(size, pieces):
+    """About ``pieces`` contiguous slices covering range(size)."""
+    step = -(-size // max(1, min(pieces, size)))
+    return [slice(i, min(size, i + step)) for i in range(0, size, step)]
+
+
 def im2col(xp, kernel, stride, dilation, out):
-    """Columns (C, *K, N, *O) of the padded input xp (N, C, *Sp), contiguous."""
+    """Columns (C, *K, N, *O) of the padded input xp (N, C, *Sp), contiguous.
+
+    The copy is split over channels (or samples, for one channel) across threads.
+    """
     v = windows(xp, kernel, stride, dilation, out)
     n = len(kernel)
     perm = (1, *range(2, 2 + n), 0, *range(2 + n, 2 + 2 * n))
-    cols = np.empty(tuple(v.shape[p] for p in perm), dtype=xp.dtype)
-    np.copyto(cols, v.transpose(perm))
+    src = v.transpose(perm)
+    cols = np.empty(src.shape, dtype=xp.dtype)
+    axis = 0 if src.shape[0] > 1 else 1 + n
+    pieces = 2 * num_threads()
+
+    def copy(part):
+        at = (slice(None),) * axis + (part,)
+        np.copyto(cols[at], src[at])
+
+    run_blocks(copy, _parts(src.shape[axis], pieces))
     return cols
 
 
 def col2im_add(gxp, cols, kernel, stride, dilation, out):
-    """gxp (N, C, *Sp) += the columns (C, *K, N, *O) put back where im2col took them."""
-    for k in itertools.product(*map(range, kernel)):
-        sl = tuple(slice(k[i] * dilation[i], k[i] * dilation[i] + stride[i] * (out[i] - 1) + 1, stride[i])
-                   for i in range(len(kernel)))
-        gxp[(slice(None), slice(None)) + sl] += cols[(slice(None),) + k].swapaxes(0, 1)
+    """gxp (N, C, *Sp) += the columns (C, *K, N, *O) put back where im2col took them.
+
+    Threads take disjoint samples (or channels, for one sample) of gxp.
+    """
+    offsets = list(itertools.product(*map(range, kernel)))
+    by_sample = gxp.shape[0] > 1
+
+    def add(part):
+        dst = gxp[part] if by_sample else gxp[:, part]
+        src = cols[(slice(None),) * (1 + len(kernel)) + (part,)] if by_sample else cols[part]
+        for k in offsets:
+            sl = tuple(slice(k[i] * dilation[i], k[i] * dilation[i] + stride[i] * (out[i] - 1) + 1, stride[i])
+                       for i in range(len(kernel)))
+            dst[(slice(None), slice(None)) + sl] += src[(slice(None),) + k].swapaxes(0, 1)
+
+    run_blocks(add, _parts(gxp.shape[0] if by_sample else gxp.shape[1], 2 * num_threads()))
 
 
 def plan_chunks(batch, out, cell_bytes):

@@ -30,6 +30,7 @@ import numpy as np
 from .. import _checks as C
 from .. import shapes
 from .._config import get_workspace_limit
+from .._parallel import run_blocks
 from .padding import pad_nd, pad_nd_vjp
 
 _WHAT = "(N, C, *spatial) or (C, *spatial) with {n} spatial dims"
@@ -282,10 +283,13 @@ def _max_pool(op, n, x, kernel_size, stride=None, padding=0, dilation=1, ceil_mo
     first, base, table = _max_tables(g)
     y = np.empty(xb.shape[:2] + g.out, xb.dtype)
     idx = np.empty(y.shape, np.int64) if return_indices else None
-    for b in _blocks(xb.shape, _plane_bytes(g.span, g.out), cache=True):
+
+    def block(b):
         y[b], arg = _window_max(_pad(xb[b], g, _lowest(xb.dtype)), g, first, want_arg=idx is not None)
         if idx is not None:
             idx[b] = np.where(arg >= 0, base + table[arg], -1)
+
+    run_blocks(block, _blocks(xb.shape, _plane_bytes(g.span, g.out), cache=True))
     return (_ret(y, unbatched), _ret(idx, unbatched)) if return_indices else _ret(y, unbatched)
 
 
@@ -318,9 +322,12 @@ def max_pool_vjp(grad_out, x, kernel_size, stride=None, padding=0, dilation=1, c
         return _ret(_route_indices(op, gy, indices, unbatched, xb.shape), unbatched)
     first, _, _ = _max_tables(g)
     gx = np.empty(xb.shape, gy.dtype)
-    for b in _blocks(xb.shape, _plane_bytes(g.span, g.span, g.out), cache=True):
+
+    def block(b):
         _, arg = _window_max(_pad(xb[b], g, _lowest(xb.dtype)), g, first)
         gx[b] = _unpad(_spread(gy[b], g, arg), g)
+
+    run_blocks(block, _blocks(xb.shape, _plane_bytes(g.span, g.span, g.out), cache=True))
     return _ret(gx, unbatched)
 
 
@@ -337,7 +344,8 @@ def _route_indices(op, gy, indices, unbatched, x_shape):
                          f"got indices.min()={idx.min()}, indices.max()={idx.max()}.")
     gx = np.empty(x_shape, gy.dtype)
     per_plane = 8 * plane + 24 * math.prod(gy.shape[2:])
-    for b in _blocks(x_shape, per_plane):
+
+    def block(b):
         ib, gb = idx[b], gy[b]
         planes = ib.shape[0] * ib.shape[1]
         flat = ib + (np.arange(planes) * plane).reshape(ib.shape[:2] + (1,) * (ib.ndim - 2))
@@ -346,6 +354,8 @@ def _route_indices(op, gy, indices, unbatched, x_shape):
             flat = np.maximum(flat, 0)
         acc = np.bincount(flat.ravel(), gb.ravel(), minlength=planes * plane)
         gx[b] = acc.reshape(ib.shape[:2] + x_shape[2:])
+
+    run_blocks(block, _blocks(x_shape, per_plane, cache=True))
     return gx
 
 

@@ -1,0 +1,68 @@
+"""Run independent blocks of NumPy work on a few threads.
+
+NumPy releases the GIL inside its loops, so elementwise passes over disjoint
+blocks (pooling windows, depthwise taps, im2col copies) run side by side on
+several cores, as BLAS does for the matrix products. Each block writes only
+its own part of the output, so no locking is needed.
+"""
+from __future__ import annotations
+
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+_lock = threading.Lock()
+_pool = None
+_threads = None
+
+
+def num_threads() -> int:
+    """Threads convkit uses for its own loops (CONVKIT_NUM_THREADS, default: the CPU count, at most 8)."""
+    global _threads
+    if _threads is None:
+        env = os.environ.get("CONVKIT_NUM_THREADS", "")
+        _threads = int(env) if env.isdigit() and int(env) > 0 else min(os.cpu_count() or 1, 8)
+    return _threads
+
+
+def set_num_threads(n: int) -> None:
+    """Set the number of threads for convkit's own loops (BLAS keeps its own setting)."""
+    global _threads, _pool
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"set_num_threads: n must be an int >= 1; got n={n!r}.")
+    with _lock:
+        _threads = n
+        if _pool is not None:
+            _pool.shutdown(wait=False)
+            _pool = None
+
+
+def _executor():
+    global _pool
+    with _lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=num_threads(), thread_name_prefix="convkit")
+        return _pool
+
+
+_worker = threading.local()
+
+
+def run_blocks(fn, blocks):
+    """Call fn(block) for every block, on the thread pool when there are several.
+
+    Results come back in order. Calls made from inside a worker run inline,
+    so nested use cannot deadlock the pool.
+    """
+    blocks = list(blocks)
+    if len(blocks) < 2 or num_threads() < 2 or getattr(_worker, "busy", False):
+        return [fn(b) for b in blocks]
+
+    def task(b):
+        _worker.busy = True
+        try:
+            return fn(b)
+        finally:
+            _worker.busy = False
+
+    return list(_executor().map(task, blocks))
