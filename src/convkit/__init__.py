@@ -6,7 +6,8 @@
 """
 from . import functional, layout, shapes
 from ._config import get_workspace_limit, set_workspace_limit, workspace_limit
+from ._parallel import num_threads, set_num_threads
 
 __version__ = "0.1.0"
 __all__ = ["functional", "shapes", "layout", "get_workspace_limit", "set_workspace_limit", "workspace_limit",
-           "__version__"]
+           "num_threads", "set_num_threads", "__version__"]

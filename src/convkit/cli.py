@@ -30,6 +30,7 @@ def _info(args):
           + (f" (OPENBLAS_CORETYPE={os.environ['OPENBLAS_CORETYPE']})" if os.environ.get("OPENBLAS_CORETYPE") else ""))
     print(f"threads   {b['threads'] if b['threads'] is not None else 'unknown'}")
     print(f"workspace {convkit.get_workspace_limit() / 2**20:g} MiB per op")
+    print(f"loops     {convkit.num_threads()} threads for convkit's own elementwise work")
     if b["advice"]:
         print(f"advice    {b['advice']}")
     return 0
