@@ -22,6 +22,20 @@ def _tuple(v, n):
     return tuple(v) if isinstance(v, (tuple, list)) else (v,) * n
 
 
+def _pairs(padding, n):
+    """Explicit (lo, hi) pairs from an int, n ints, or pairs."""
+    if isinstance(padding, (tuple, list)) and isinstance(padding[0], (tuple, list)):
+        return tuple(tuple(p) for p in padding)
+    return tuple((p, p) for p in _tuple(padding, n))
+
+
+def _transpose_setup(x, w, stride, padding, dilation):
+    x = np.asarray(x, dtype=np.float64)
+    w = np.asarray(w, dtype=np.float64)
+    n = w.ndim - 2
+    return x, w, _tuple(stride, n), _tuple(dilation, n), _pairs(padding, n)
+
+
 def _setup(x, w, stride, padding, dilation):
     x = np.asarray(x, dtype=np.float64)
     w = np.asarray(w, dtype=np.float64)
@@ -95,12 +109,8 @@ def conv_transpose(x, w, b=None, stride=1, padding=0, output_padding=0, groups=1
 
     x (N, C, *S), w (C, K/G, *F); padding crops (lo, hi) cells per dim.
     """
-    x = np.asarray(x, dtype=np.float64)
-    w = np.asarray(w, dtype=np.float64)
+    x, w, stride, dilation, pads = _transpose_setup(x, w, stride, padding, dilation)
     n = w.ndim - 2
-    stride, dilation = _tuple(stride, n), _tuple(dilation, n)
-    pads = padding if isinstance(padding, (tuple, list)) and isinstance(padding[0], (tuple, list)) \
-        else tuple((p, p) for p in _tuple(padding, n))
     out = shapes.conv_transpose_output_shape(x.shape[2:], w.shape[2:], stride, pads, output_padding, dilation)
     cg, kg = x.shape[1] // groups, w.shape[1]
     y = np.zeros((x.shape[0], kg * groups) + out)
@@ -118,13 +128,8 @@ def conv_transpose(x, w, b=None, stride=1, padding=0, output_padding=0, groups=1
 
 def conv_transpose_vjp(g, x, w, b=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
     """Reference gradients of :func:`conv_transpose`: (grad_x, grad_w, grad_b or None)."""
-    x = np.asarray(x, dtype=np.float64)
-    w = np.asarray(w, dtype=np.float64)
+    x, w, stride, dilation, pads = _transpose_setup(x, w, stride, padding, dilation)
     g = np.asarray(g, dtype=np.float64)
-    n = w.ndim - 2
-    stride, dilation = _tuple(stride, n), _tuple(dilation, n)
-    pads = padding if isinstance(padding, (tuple, list)) and isinstance(padding[0], (tuple, list)) \
-        else tuple((p, p) for p in _tuple(padding, n))
     gx, gw = np.zeros_like(x), np.zeros_like(w)
     cg, kg = x.shape[1] // groups, w.shape[1]
     for i, c in itertools.product(range(x.shape[0]), range(x.shape[1])):
@@ -144,8 +149,7 @@ def unfold(x, kernel_size, dilation=1, padding=0, stride=1):
     x = np.asarray(x, dtype=np.float64)
     n = x.ndim - 2
     k, d, s = _tuple(kernel_size, n), _tuple(dilation, n), _tuple(stride, n)
-    pads = padding if isinstance(padding, (tuple, list)) and isinstance(padding[0], (tuple, list)) \
-        else tuple((p, p) for p in _tuple(padding, n))
+    pads = _pairs(padding, n)
     xp = pad(x, pads)
     out = shapes.conv_output_shape(x.shape[2:], k, s, pads, d)
     cols = np.zeros((x.shape[0], x.shape[1] * int(np.prod(k)), int(np.prod(out))))
@@ -164,8 +168,7 @@ def fold(cols, output_size, kernel_size, dilation=1, padding=0, stride=1):
     cols = np.asarray(cols, dtype=np.float64)
     n = len(output_size)
     k, d, s = _tuple(kernel_size, n), _tuple(dilation, n), _tuple(stride, n)
-    pads = padding if isinstance(padding, (tuple, list)) and isinstance(padding[0], (tuple, list)) \
-        else tuple((p, p) for p in _tuple(padding, n))
+    pads = _pairs(padding, n)
     out = shapes.conv_output_shape(output_size, k, s, pads, d)
     c_in = cols.shape[1] // int(np.prod(k))
     img = np.zeros((cols.shape[0], c_in) + tuple(sz + lo + hi for sz, (lo, hi) in zip(output_size, pads)))
