@@ -113,9 +113,7 @@ def _start_grad(spec, grad_out, expected, dtype):
         want = (want[0],) + want[2:] + (want[1],)
     if spec.unbatched:
         want = want[1:]
-    if g.shape != want:
-        raise ValueError(f"{spec.op}: grad_out.shape must equal the output shape {want}; "
-                         f"got grad_out.shape={g.shape}.")
+    C.same_shape(spec.op, "grad_out", g.shape, want, "the output shape")
     if spec.unbatched:
         g = g[None]
     return np.moveaxis(g, -1, 1) if spec.channels_last else g

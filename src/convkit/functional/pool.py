@@ -155,29 +155,12 @@ def _window_sum(xp, g, dtype):
     return y
 
 
-def _spread(gy, g, arg=None):
-    """Adjoint of _window_sum (or, given arg, of picking offset arg in each window)."""
-    if arg is not None:
-        return _route(gy, g, arg)
+def _spread(gy, g):
+    """Adjoint of _window_sum: every window's gradient added back onto its cells."""
     buf = np.zeros(gy.shape[:2] + g.span, gy.dtype)
     for _, sl in _offsets(g):
         buf[sl] += gy
     return buf
-
-
-def _route(gy, g, arg):
-    """Send each window's gradient to its winning cell: one np.bincount over flat
-    indices into the padded block (overlapping windows add up; arg -1 sends nothing)."""
-    pstride = [math.prod(g.span[i + 1:]) for i in range(len(g.span))]
-    base = sum(_outer([np.arange(o) * st * ps for o, st, ps in zip(g.out, g.s, pstride)]))
-    table = np.array([sum(a * dl * ps for a, dl, ps in zip(kk, g.d, pstride))
-                      for kk in itertools.product(*map(range, g.k))], np.int64)
-    planes = gy.shape[0] * gy.shape[1]
-    flat = table[np.maximum(arg, 0)] + base
-    flat += (np.arange(planes) * math.prod(g.span)).reshape(gy.shape[:2] + (1,) * len(g.out))
-    weights = np.where(arg >= 0, gy, 0) if (arg < 0).any() else gy
-    buf = np.bincount(flat.ravel(), weights.ravel(), minlength=planes * math.prod(g.span))
-    return buf.astype(gy.dtype, copy=False).reshape(gy.shape[:2] + g.span)
 
 
 def _window_max(xp, g, first, want_arg=True):
@@ -318,30 +301,29 @@ def max_pool_vjp(grad_out, x, kernel_size, stride=None, padding=0, dilation=1, c
     op = "max_pool_vjp"
     xb, unbatched, g = _windowed(op, None, x, kernel_size, stride, padding, dilation, ceil_mode, keep_int=True)
     gy = _grad(op, grad_out, unbatched, xb.shape[:2] + g.out)
-    if indices is not None:
-        return _ret(_route_indices(op, gy, indices, unbatched, xb.shape), unbatched)
-    first, _, _ = _max_tables(g)
-    gx = np.empty(xb.shape, gy.dtype)
-
-    def block(b):
-        _, arg = _window_max(_pad(xb[b], g, _lowest(xb.dtype)), g, first)
-        gx[b] = _unpad(_spread(gy[b], g, arg), g)
-
-    run_blocks(block, _blocks(xb.shape, _plane_bytes(g.span, g.span, g.out), cache=True))
-    return _ret(gx, unbatched)
+    if indices is None:
+        _, idx = _max_pool(op, None, xb, kernel_size, stride, padding, dilation, ceil_mode, return_indices=True)
+    else:
+        idx = _saved_indices(op, indices, unbatched, gy.shape, math.prod(xb.shape[2:]))
+    return _ret(_route_indices(gy, idx, xb.shape), unbatched)
 
 
-def _route_indices(op, gy, indices, unbatched, x_shape):
-    """grad_x from saved per-plane flat indices: one np.bincount (-1 sends nothing)."""
+def _saved_indices(op, indices, unbatched, out_shape, plane):
+    """A user's saved indices, checked: integer, the output's shape, each in [-1, plane)."""
     idx = np.asarray(indices)
     if idx.dtype.kind not in "iu":
         raise TypeError(f"{op}: indices must have an integer dtype; got indices.dtype={idx.dtype}.")
     idx = idx[None] if unbatched else idx
-    C.same_shape(op, "indices", idx.shape, gy.shape, "the output shape")
-    plane = math.prod(x_shape[2:])
+    C.same_shape(op, "indices", idx.shape, out_shape, "the output shape")
     if idx.size and (idx.min() < -1 or idx.max() >= plane):
         raise ValueError(f"{op}: indices must lie in [-1, {plane}) (flat positions in one input plane); "
                          f"got indices.min()={idx.min()}, indices.max()={idx.max()}.")
+    return idx
+
+
+def _route_indices(gy, idx, x_shape):
+    """grad_x from per-plane flat indices: one np.bincount per block (-1 sends nothing)."""
+    plane = math.prod(x_shape[2:])
     gx = np.empty(x_shape, gy.dtype)
     per_plane = 8 * plane + 24 * math.prod(gy.shape[2:])
 
