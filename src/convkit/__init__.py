@@ -7,7 +7,11 @@
 from . import functional, layout, shapes
 from ._config import get_workspace_limit, set_workspace_limit, workspace_limit
 from ._parallel import num_threads, set_num_threads
+from ._random import default_generator, get_rng_state, manual_seed, set_rng_state
+from .autograd import *  # noqa: F403,A004 - Tensor, tensor, no_grad and the Tensor ops (exp, cat, ...)
+from .autograd import __all__ as _autograd_all
 
 __version__ = "0.1.0"
 __all__ = ["functional", "shapes", "layout", "get_workspace_limit", "set_workspace_limit", "workspace_limit",
-           "num_threads", "set_num_threads", "__version__"]
+           "num_threads", "set_num_threads", "manual_seed", "default_generator", "get_rng_state", "set_rng_state",
+           *_autograd_all, "__version__"]

@@ -16,3 +16,8 @@ from .pool import *  # noqa: F401,F403,E402
 from .pool import __all__ as _pool_all  # noqa: E402
 
 __all__ += _pool_all
+
+# Last: every public forward op accepts Tensors (see _dispatch); keep this at the end.
+from ._dispatch import wrap_namespace  # noqa: E402
+
+wrap_namespace(globals(), __all__)

@@ -168,21 +168,33 @@ def _conv_forward(x, weight, bias, spec):
 
 
 def conv_vjp(grad_out, x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros",
-             data_format="channels_first"):
+             data_format="channels_first", output_mask=(True, True, True)):
     """Gradients of :func:`conv`: returns (grad_x, grad_weight, grad_bias or None).
 
     grad_x is the transposed convolution of grad_out with the same weight
     (a full correlation with the 180-degree rotated kernel, grad_out dilated
     by the stride); grad_weight is the correlation of the input with grad_out.
+    ``output_mask`` (three bools, as PyTorch's ``convolution_backward``) skips
+    the gradients not wanted; a skipped one is returned as None.
     """
     spec, x, weight, bias = _conv_spec("conv", x, weight, bias, stride, padding, dilation, groups,
                                        padding_mode, data_format)
+    need_x, need_w, need_b = _output_mask("conv_vjp", output_mask)
     g = _start_grad(spec, grad_out, (x.shape[0], weight.shape[0]) + spec.out, x.dtype)
-    xp, pads = _padded_input(x, spec)
-    gxp, gw = core.backward(xp, weight, g, spec.stride, pads, spec.dilation, spec.groups)
-    gx = gxp if spec.mode == "zeros" else pad_nd_vjp(gxp, x.shape, spec.pads, spec.mode)
-    gb = None if bias is None else g.sum(axis=(0, *range(2, g.ndim)))
-    return _finish(gx, spec), gw, gb
+    gx = gw = None
+    if need_x or need_w:
+        xp, pads = _padded_input(x, spec)
+        gx, gw = core.backward(xp, weight, g, spec.stride, pads, spec.dilation, spec.groups, need_x, need_w)
+        if gx is not None:
+            gx = _finish(gx if spec.mode == "zeros" else pad_nd_vjp(gx, x.shape, spec.pads, spec.mode), spec)
+    gb = None if bias is None or not need_b else g.sum(axis=(0, *range(2, g.ndim)))
+    return gx, gw, gb
+
+
+def _output_mask(op, mask):
+    if not (isinstance(mask, (tuple, list)) and len(mask) == 3):
+        C.fail(op, "output_mask", "three bools (grad_x, grad_weight, grad_bias)", mask, TypeError)
+    return tuple(bool(m) for m in mask)
 
 
 def conv1d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros",
@@ -287,21 +299,26 @@ def _conv_transpose_forward(x, weight, bias, spec):
 
 
 def conv_transpose_vjp(grad_out, x, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
-                       dilation=1, output_size=None, data_format="channels_first"):
+                       dilation=1, output_size=None, data_format="channels_first", output_mask=(True, True, True)):
     """Gradients of :func:`conv_transpose`: (grad_x, grad_weight, grad_bias or None).
 
-    grad_x is the ordinary convolution of grad_out with the same weight.
+    grad_x is the ordinary convolution of grad_out with the same weight;
+    ``output_mask`` skips unwanted gradients as in :func:`conv_vjp`.
     """
     spec, x, weight, bias = _conv_transpose_spec(x, weight, bias, stride, padding, output_padding, groups,
                                                  dilation, output_size, data_format)
+    need_x, need_w, need_b = _output_mask("conv_transpose_vjp", output_mask)
     g = _start_grad(spec, grad_out, (x.shape[0], weight.shape[1] * spec.groups) + spec.out, x.dtype)
     full = _full_shape(x, weight, spec)
     g_full = pad_nd(g, tuple((-a, -b) for a, b in _crop_pairs(full, spec)), "zeros")
     no_pad = ((0, 0),) * len(full)
-    gx = core.forward(g_full, weight, spec.stride, no_pad, spec.dilation, spec.groups, x.shape[2:])
-    _, gw = core.backward(g_full, weight, x, spec.stride, no_pad, spec.dilation, spec.groups, need_x=False)
-    gb = None if bias is None else g.sum(axis=(0, *range(2, g.ndim)))
-    return _finish(gx, spec), gw, gb
+    gx = gw = None
+    if need_x:
+        gx = _finish(core.forward(g_full, weight, spec.stride, no_pad, spec.dilation, spec.groups, x.shape[2:]), spec)
+    if need_w:
+        _, gw = core.backward(g_full, weight, x, spec.stride, no_pad, spec.dilation, spec.groups, need_x=False)
+    gb = None if bias is None or not need_b else g.sum(axis=(0, *range(2, g.ndim)))
+    return gx, gw, gb
 
 
 def _conv_transpose_n(n):
