@@ -12,6 +12,15 @@ from .autograd import *  # noqa: F403,A004 - Tensor, tensor, no_grad and the Ten
 from .autograd import __all__ as _autograd_all
 
 __version__ = "0.1.0"
+_SUBPACKAGES = ("nn", "optim", "data", "models", "train")
+
+
+def __getattr__(name):  # convkit.nn, convkit.optim, ... import on first use
+    if name in _SUBPACKAGES:
+        import importlib
+
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module 'convkit' has no attribute {name!r}")
 __all__ = ["functional", "shapes", "layout", "get_workspace_limit", "set_workspace_limit", "workspace_limit",
            "num_threads", "set_num_threads", "manual_seed", "default_generator", "get_rng_state", "set_rng_state",
            *_autograd_all, "__version__"]

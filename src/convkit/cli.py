@@ -59,6 +59,78 @@ def _demo(args):
     return 0
 
 
+def _train(args):
+    from convkit.train import TrainingError, TrainingInterrupted
+    from convkit.train.run import train_run
+
+    try:
+        train_run(args.data, args.model, args.epochs, args.batch_size, args.optimizer, args.lr, args.seed,
+                  args.out, args.resume, progress=not args.no_progress)
+    except TrainingInterrupted as e:
+        print(f"convkit train: {e}; continue with the same command and --resume.", file=sys.stderr)
+        return 130
+    except TrainingError as e:
+        print(f"convkit train: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _eval(args):
+    from convkit.train.run import eval_run
+
+    r = eval_run(args.checkpoint, args.data)
+    print(f"test loss {r['loss']:.4f}  test accuracy {r['accuracy']:.4f}")
+    return 0
+
+
+def _load_inputs(paths):
+    import numpy as np
+
+    from convkit.data import read_image
+
+    arrays = []
+    for p in paths:
+        if not Path(p).is_file():
+            raise FileNotFoundError(f"predict: input must be an existing image or .npy file; got '{p}'.")
+        arrays.append(np.load(p, allow_pickle=False) if str(p).endswith(".npy") else read_image(p))
+    return arrays
+
+
+def _predict(args):
+    import numpy as np
+
+    from convkit.train.run import load_trained, predict_run
+
+    _, config = load_trained(args.checkpoint)
+    for path, x in zip(args.inputs, _load_inputs(args.inputs)):
+        classes, probs = predict_run(args.checkpoint, x)
+        for i, (c, p) in enumerate(zip(classes, probs)):
+            top = np.argsort(p)[::-1][:3]
+            label = f"{path}" + (f"[{i}]" if len(classes) > 1 else "")
+            print(f"{label}: class {c} (p={p[c]:.3f}); top 3: " + ", ".join(f"{k}:{p[k]:.3f}" for k in top))
+    return 0
+
+
+def _parse_shape(text):
+    parts = str(text).lower().replace(",", "x").split("x")
+    try:
+        shape = tuple(int(p) for p in parts)
+    except ValueError:
+        shape = ()
+    if not shape or any(s < 1 for s in shape):
+        raise ValueError(f"summary: --input must be sizes joined by x, as 1x28x28; got --input={text!r}.")
+    return shape
+
+
+def _summary(args):
+    from convkit import models
+
+    shape = _parse_shape(args.input)
+    net = models.get_model(args.model, in_channels=shape[0])
+    print(models.summary(net, shape))
+    return 0
+
+
 def build_parser():
     p = argparse.ArgumentParser(prog="convkit", description="Convolutional networks on NumPy.")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -68,6 +140,35 @@ def build_parser():
     s = sub.add_parser("demo", help="run the worked examples, each printing what it shows")
     s.add_argument("--only", default=None, help="run the examples whose file name contains this")
     s.set_defaults(func=_demo)
+
+    s = sub.add_parser("train", help="train a CNN (default: digits_cnn on the bundled 8x8 digits)")
+    s.add_argument("--data", default="digits", help="digits | mnist:DIR | fashion-mnist:DIR | cifar10:DIR")
+    s.add_argument("--model", default=None, help="digits_cnn, mnist_cnn, lenet5, resnet8, resnet20, fcn "
+                   "(default: the data set's own)")
+    s.add_argument("--epochs", type=int, default=None, help="default: 15 for digits, 3 for (fashion-)mnist")
+    s.add_argument("--batch-size", type=int, default=64)
+    s.add_argument("--optimizer", default="adam", choices=["sgd", "adam", "adamw"])
+    s.add_argument("--lr", type=float, default=1e-3)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--out", default=None, help="output folder (default runs/DATASET-MODEL)")
+    s.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.npz")
+    s.add_argument("--no-progress", action="store_true", help="no progress bars")
+    s.set_defaults(func=_train)
+
+    s = sub.add_parser("eval", help="test loss and accuracy of a trained checkpoint")
+    s.add_argument("--checkpoint", required=True)
+    s.add_argument("--data", default=None, help="default: the data the checkpoint was trained on")
+    s.set_defaults(func=_eval)
+
+    s = sub.add_parser("predict", help="classify images (PNG, PGM/PPM) or .npy arrays")
+    s.add_argument("--checkpoint", required=True)
+    s.add_argument("inputs", nargs="+", help="image or .npy files")
+    s.set_defaults(func=_predict)
+
+    s = sub.add_parser("summary", help="per layer: output shape, parameters, MACs")
+    s.add_argument("--model", required=True)
+    s.add_argument("--input", required=True, help="C x H x W, e.g. 1x28x28")
+    s.set_defaults(func=_summary)
     return p
 
 

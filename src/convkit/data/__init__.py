@@ -17,6 +17,7 @@ from . import transforms
 from ._digits import DIGITS_SCALE, digits
 from .cifar import CIFAR10_CLASSES, SafeUnpickler, cifar10, read_cifar_batch, safe_unpickle
 from .dataset import ArrayDataset
+from .image import read_image
 from .idx import FASHION_MNIST_CLASSES, MNIST_CLASSES, fashion_mnist, mnist, read_idx
 from .loader import DataLoader
 from .transforms import Compose, Lambda, Normalize, RandomCrop, RandomHorizontalFlip, ToFloat
@@ -24,7 +25,7 @@ from .transforms import Compose, Lambda, Normalize, RandomCrop, RandomHorizontal
 __all__ = [
     "ArrayDataset", "DataLoader",
     "digits", "mnist", "fashion_mnist", "cifar10", "read_idx", "read_cifar_batch",
-    "safe_unpickle", "SafeUnpickler",
+    "safe_unpickle", "SafeUnpickler", "read_image",
     "DIGITS_SCALE", "MNIST_CLASSES", "FASHION_MNIST_CLASSES", "CIFAR10_CLASSES",
     "transforms", "Compose", "Lambda", "ToFloat", "Normalize", "RandomCrop", "RandomHorizontalFlip",
 ]

@@ -17,6 +17,17 @@ from .pool import __all__ as _pool_all  # noqa: E402
 
 __all__ += _pool_all
 
+from .activation import *  # noqa: F401,F403,E402
+from .activation import __all__ as _activation_all  # noqa: E402
+from .loss import *  # noqa: F401,F403,E402
+from .loss import __all__ as _loss_all  # noqa: E402
+from .norm import *  # noqa: F401,F403,E402
+from .norm import __all__ as _norm_all  # noqa: E402
+from .linear import *  # noqa: F401,F403,E402
+from .linear import __all__ as _linear_all  # noqa: E402
+
+__all__ += _activation_all + _loss_all + _norm_all + _linear_all
+
 # Last: every public forward op accepts Tensors (see _dispatch); keep this at the end.
 from ._dispatch import wrap_namespace  # noqa: E402
 

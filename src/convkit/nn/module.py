@@ -221,17 +221,22 @@ class Module:
         return self.to(np.float32)
 
     # ------------------------------------------------------------ state
-    def _state_items(self):
-        for name, p in self.named_parameters():
-            yield name, p
-        for mp, m in self.named_modules():
-            skip = m.__dict__.get("_non_persistent", ())
-            for name, b in m._buffers.items():
-                if b is not None and name not in skip:
-                    yield (f"{mp}.{name}" if mp else name), b
+    def _state_items(self, prefix=""):
+        # PyTorch's order: each module's own parameters, then its own buffers, then its children;
+        # a tensor shared by two modules appears under both names, as in torch.
+        for name, p in self._parameters.items():
+            if p is not None:
+                yield prefix + name, p
+        skip = self.__dict__.get("_non_persistent", ())
+        for name, b in self._buffers.items():
+            if b is not None and name not in skip:
+                yield prefix + name, b
+        for name, m in self._modules.items():
+            if m is not None:
+                yield from m._state_items(f"{prefix}{name}.")
 
     def state_dict(self):
-        """An ordered dict of name -> NumPy array (copies), parameters then buffers, as PyTorch names them."""
+        """An ordered dict of name -> NumPy array (copies), with PyTorch's names and order."""
         return OrderedDict((k, np.array(v.data, copy=True)) for k, v in self._state_items())
 
     def load_state_dict(self, state_dict, strict=True):
