@@ -28,6 +28,9 @@ KEY_OUTPUT = {
                        "(28 - 5 + 2*0)/2 + 1 = 12.5 is not an integer", "(12, 12)"],
     "07_backprop": ["dilated by 2 -> (1, 3, 5, 5)", "finite difference", "F.conv_transpose(g, w, stride=2)"],
     "08_tf_mnist_layer": ["(32, 1, 5, 5)", "= 832", "(4, 14, 14, 32) = (N, 14, 14, 32)"],
+    "09_fully_convolutional": ["fcn on 36x36: (1, 10, 3, 3)", "input.shape=(1, 5184)", "64 x 7 x 7 = 3136",
+                               "neighbours 4 pixels apart"],
+    "10_train_digits": ["30,762 parameters", "epoch 3:", "test accuracy"],
 }
 
 

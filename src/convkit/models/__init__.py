@@ -6,7 +6,7 @@
 >>> from convkit import models
 >>> net = models.get_model("digits_cnn")
 >>> sum(p.numel() for p in net.parameters())
-42442
+30762
 """
 from .cnn import digits_cnn, fcn, lenet5, mnist_cnn
 from .resnet import resnet8, resnet20
