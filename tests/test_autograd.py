@@ -283,3 +283,48 @@ def test_repr():
     assert repr(ck.tensor([1.0, 2.0])) == "tensor([1., 2.])"
     assert "requires_grad=True" in repr(ck.tensor([1.0], requires_grad=True))
     assert "grad_fn=<MulBackward>" in repr(ck.tensor([1.0], requires_grad=True) * 2)
+
+
+def test_every_functional_op_has_a_gradient_binding():
+    """Each public F op is either differentiable through a vjp (or a special rule) or listed as not."""
+    from convkit.autograd import functional as AF
+
+    no_gradient = {"erf"}
+    missing = []
+    for name in F.__all__:
+        if name.endswith("_vjp") or name in no_gradient:
+            continue
+        vjp, _ = AF._vjp(name)
+        if vjp is None and AF._base(name) not in AF._SPECIAL:
+            missing.append(name)
+    assert not missing, missing
+
+
+@pytest.mark.parametrize("name,call", [
+    ("cross_entropy", lambda x: F.cross_entropy(x, np.array([1, 0, 2]), label_smoothing=0.1)),
+    ("log_softmax", lambda x: F.log_softmax(x, 1)),
+    ("softmax", lambda x: x.softmax(1) * x),
+    ("gelu", lambda x: x.gelu()),
+    ("silu", lambda x: F.silu(x)),
+    ("sigmoid_tanh", lambda x: x.sigmoid() + x.tanh()),
+    ("leaky_relu", lambda x: x.leaky_relu(0.1)),
+    ("mse", lambda x: F.mse_loss(x, ck.tensor(np.ones((3, 4))))),
+    ("bce_logits", lambda x: F.binary_cross_entropy_with_logits(x, np.full((3, 4), 0.3))),
+    ("layer_norm", lambda x: F.layer_norm(x, (4,))),
+    ("linear", lambda x: F.linear(x, ck.tensor(np.arange(8.0).reshape(2, 4)))),
+])
+def test_tensor_level_losses_and_activations_gradcheck(name, call, rng):
+    grad_check(call, rng.standard_normal((3, 4)), rng=rng)
+
+
+def test_dropout_through_tensors_is_seeded_and_exact(rng):
+    x = ck.tensor(rng.standard_normal((4, 50)), requires_grad=True)
+    ck.manual_seed(7)
+    y = F.dropout(x, 0.5)
+    y.sum().backward()
+    ck.manual_seed(7)
+    y2 = F.dropout(ck.tensor(x.data), 0.5)
+    np.testing.assert_array_equal(y.data, y2.data)
+    kept = y.data != 0
+    np.testing.assert_allclose(x.grad.data, np.where(kept, 2.0, 0.0))
+    assert F.dropout(x, 0.5, training=False) is not None

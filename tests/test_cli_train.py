@@ -107,3 +107,9 @@ def test_resume_with_other_settings_is_refused(trained, capsys):
 def test_resume_without_checkpoint(tmp_path, capsys):
     assert cli.main(["train", "--out", str(tmp_path), "--resume"]) == 2
     assert "needs a checkpoint" in capsys.readouterr().err
+
+
+def test_curves_png_when_matplotlib_is_installed(trained):
+    pytest.importorskip("matplotlib")
+    png = (trained / "curves.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
