@@ -18,3 +18,13 @@ except ImportError:  # hypothesis is a test extra; tests that need it import it 
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)
+
+
+@pytest.fixture(scope="module")
+def torch():
+    """PyTorch at one thread for a module's small-tensor comparisons (skips when it is not installed)."""
+    torch = pytest.importorskip("torch")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny tensors: thread start-up would dominate, worse on a busy machine
+    yield torch
+    torch.set_num_threads(threads)

@@ -33,15 +33,6 @@ ELEMENTWISE = [
 IDS = [f"{n}-{kw}" for n, kw, _ in ELEMENTWISE]
 
 
-@pytest.fixture(scope="module")
-def torch():
-    torch = pytest.importorskip("torch")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny tensors: thread start-up would dominate, worse on a busy machine
-    yield torch
-    torch.set_num_threads(threads)
-
-
 def _x(rng, shape, kinks=(), scale=4.0):
     x = rng.standard_normal(shape) * scale
     for k in kinks:  # finite differences straddling a kink measure neither side

@@ -12,15 +12,6 @@ REDUCTIONS = ["none", "mean", "sum"]
 SHAPES = [((5, 4), 1), ((4,), 0), ((3, 4, 2, 3), 1)]
 
 
-@pytest.fixture(scope="module")
-def torch():
-    torch = pytest.importorskip("torch")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny tensors: thread start-up would dominate, worse on a busy machine
-    yield torch
-    torch.set_num_threads(threads)
-
-
 def _case(rng, shape, cdim, dtype=np.float64, ignore_index=-100):
     """logits, index targets (one ignored, when there is room), probability targets, class weights."""
     c = shape[cdim]

@@ -10,15 +10,6 @@ from helpers import check_grad_fd
 SHAPES = [(4, 3), (4, 3, 5), (2, 3, 4, 5), (2, 3, 2, 2, 3)]
 
 
-@pytest.fixture(scope="module")
-def torch():
-    torch = pytest.importorskip("torch")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny tensors: thread start-up would dominate, worse on a busy machine
-    yield torch
-    torch.set_num_threads(threads)
-
-
 def _params(rng, c, dtype=np.float64):
     w = rng.uniform(0.5, 2, c).astype(dtype)
     b = rng.standard_normal(c).astype(dtype)

@@ -407,7 +407,7 @@ BAD = [
     (lambda: nn.Linear(3, 2.0), TypeError, r"^Linear: out_features must be an int"),
     (lambda: nn.BatchNorm2d(0), ValueError, r"^BatchNorm2d: num_features must be >= 1"),
     (lambda: nn.BatchNorm2d(3, momentum=2), ValueError, r"^BatchNorm2d: momentum must be in \[0, 1\]"),
-    (lambda: nn.BatchNorm2d(3, eps=-1), ValueError, r"^BatchNorm2d: eps must be >= 0; got eps=-1"),
+    (lambda: nn.BatchNorm2d(3, eps=-1), ValueError, r"^BatchNorm2d: eps must be a finite number >= 0; got eps=-1"),
     (lambda: nn.BatchNorm1d(3, affine=1), TypeError, r"^BatchNorm1d: affine must be a bool"),
     (lambda: nn.GroupNorm(4, 6), ValueError,
      r"^GroupNorm: num_groups must divide num_channels; got num_channels=6, num_groups=4\.$"),

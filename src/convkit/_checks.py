@@ -200,3 +200,18 @@ def index_array(op, name, idx, shape, upper, what):
             f"got {name}.min()={arr.min()}, {name}.max()={arr.max()}."
         )
     return arr
+
+
+def flag(op, name, value):
+    """A real bool (NumPy's included), as a Python bool; TypeError otherwise (1 and "yes" are not flags)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{op}: {name} must be a bool; got {name}={value!r}.")
+    return bool(value)
+
+
+def eps(op, value):
+    """A normalisation epsilon: a finite real number >= 0."""
+    value = real_number(op, "eps", value)
+    if value < 0:
+        fail(op, "eps", "a finite number >= 0", value)
+    return value

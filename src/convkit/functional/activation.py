@@ -63,12 +63,6 @@ def _dim(op, dim, ndim):
     return d % n
 
 
-def _flag(op, name, value):
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{op}: {name} must be a bool; got {name}={value!r}.")
-    return bool(value)
-
-
 def _sigmoid(x):
     """1 / (1 + exp(-x)) as a fresh array. exp(-x) overflowing to inf gives exactly 0, the right answer."""
     t = np.negative(x)
@@ -731,8 +725,8 @@ def _dropout_args(op, x, p, training, generator, return_mask):
     p = C.real_number(op, "p", p)
     if not 0 <= p <= 1:
         C.fail(op, "p", "in [0, 1]", p)
-    training = _flag(op, "training", training)
-    return_mask = _flag(op, "return_mask", return_mask)
+    training = C.flag(op, "training", training)
+    return_mask = C.flag(op, "return_mask", return_mask)
     if generator is not None and not isinstance(generator, np.random.Generator):
         raise TypeError(f"{op}: generator must be a numpy.random.Generator or None; "
                         f"got generator of type {type(generator).__name__}.")

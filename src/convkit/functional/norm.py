@@ -24,18 +24,6 @@ _F64 = np.float64
 
 # --------------------------------------------------------------------------- shared
 
-def _flag(op, name, value):
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{op}: {name} must be a bool; got {name}={value!r}.")
-    return bool(value)
-
-
-def _eps(op, eps):
-    eps = C.real_number(op, "eps", eps)
-    if eps < 0:
-        C.fail(op, "eps", "a finite number >= 0", eps)
-    return eps
-
 
 def _channels_input(op, input):
     x = C.as_float_array(op, "input", input)
@@ -121,8 +109,8 @@ def _sum_to(a, shape):
 
 def _bn_args(op, input, running_mean, running_var, weight, bias, training, momentum, eps, update):
     x = _channels_input(op, input)
-    training = _flag(op, "training", training)
-    eps = _eps(op, eps)
+    training = C.flag(op, "training", training)
+    eps = C.eps(op, eps)
     momentum = _momentum(op, momentum)
     n, c = x.shape[:2]
     rm, rv = _running_stats(op, running_mean, running_var, c, update and training)
@@ -281,7 +269,7 @@ def _ln_args(op, input, normalized_shape, weight, bias, eps):
     if x.shape[x.ndim - k:] != ns or x.ndim < k:
         raise ValueError(f"{op}: input.shape must end with normalized_shape {ns}; got input.shape={x.shape}.")
     w, b = _affine(op, weight, bias, ns)
-    eps = _eps(op, eps)
+    eps = C.eps(op, eps)
     dtype = C.result_dtype(x, w, b)
     x, w, b = _cast(dtype, x, w, b)
     x4 = x.reshape(int(np.prod(x.shape[:x.ndim - k])), 1, int(np.prod(ns)), 1)
@@ -321,7 +309,7 @@ def _gn_args(op, input, num_groups, weight, bias, eps):
     if c % groups:
         raise ValueError(f"{op}: num_groups must divide the channels; got channels={c}, num_groups={groups}.")
     w, b = _affine(op, weight, bias, (c,))
-    eps = _eps(op, eps)
+    eps = C.eps(op, eps)
     dtype = C.result_dtype(x, w, b)
     x, w, b = _cast(dtype, x, w, b)
     x4 = x.reshape(n, groups, c // groups, int(np.prod(x.shape[2:])))
@@ -356,7 +344,7 @@ def group_norm_vjp(grad_out, input, num_groups, weight=None, bias=None, eps=1e-5
 
 def _in_args(op, input, running_mean, running_var, use_input_stats, momentum, eps, update):
     x = _channels_input(op, input)
-    use_input_stats = _flag(op, "use_input_stats", use_input_stats)
+    use_input_stats = C.flag(op, "use_input_stats", use_input_stats)
     if use_input_stats and int(np.prod(x.shape[2:])) <= 1:
         raise ValueError(f"{op}: input must have more than 1 spatial element when using input statistics; "
                          f"got input.shape={x.shape}.")

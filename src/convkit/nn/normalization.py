@@ -20,17 +20,17 @@ from .conv import _float_dtype
 from .module import Module, Parameter
 
 
-def _flag(op, name, value):
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{op}: {name} must be a bool; got {name}={value!r}.")
-    return bool(value)
+def _affine(module, enabled, bias, shape, dt):
+    """Register ``weight`` (ones) and ``bias`` (zeros) of ``shape``, or None for those turned off."""
+    module.register_parameter("weight", Parameter(np.ones(shape, dt)) if enabled else None)
+    module.register_parameter("bias", Parameter(np.zeros(shape, dt)) if enabled and bias else None)
 
 
-def _eps(op, eps):
-    eps = C.real_number(op, "eps", eps)
-    if eps < 0:
-        C.fail(op, "eps", ">= 0", eps)
-    return eps
+def _reset_affine(module):
+    if module.weight is not None:
+        module.weight.data[...] = 1
+    if module.bias is not None:
+        module.bias.data[...] = 0
 
 
 class _NormBase(Module):
@@ -47,25 +47,17 @@ class _NormBase(Module):
         super().__init__()
         op = type(self).__name__
         self.num_features = C.as_int(op, "num_features", num_features, minimum=1)
-        self.eps = _eps(op, eps)
+        self.eps = C.eps(op, eps)
         if momentum is not None:
             momentum = C.real_number(op, "momentum", momentum)
             if not 0 <= momentum <= 1:
                 C.fail(op, "momentum", "in [0, 1] or None (cumulative average)", momentum)
         self.momentum = momentum
-        self.affine = _flag(op, "affine", affine)
-        self.track_running_stats = _flag(op, "track_running_stats", track_running_stats)
-        _flag(op, "bias", bias)
+        self.affine = C.flag(op, "affine", affine)
+        self.track_running_stats = C.flag(op, "track_running_stats", track_running_stats)
+        C.flag(op, "bias", bias)
         dt = _float_dtype(op, dtype)
-        if self.affine:
-            self.weight = Parameter(np.ones(self.num_features, dt))
-            if bias:
-                self.bias = Parameter(np.zeros(self.num_features, dt))
-            else:
-                self.register_parameter("bias", None)
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
+        _affine(self, self.affine, bias, self.num_features, dt)
         if self.track_running_stats:
             self.register_buffer("running_mean", Tensor(np.zeros(self.num_features, dt)))
             self.register_buffer("running_var", Tensor(np.ones(self.num_features, dt)))
@@ -83,10 +75,7 @@ class _NormBase(Module):
 
     def reset_parameters(self):
         self.reset_running_stats()
-        if self.weight is not None:
-            self.weight.data[...] = 1
-        if self.bias is not None:
-            self.bias.data[...] = 0
+        _reset_affine(self)
 
     def _check_input(self, x):
         op = type(self).__name__
@@ -212,25 +201,14 @@ class LayerNorm(Module):
                             f"got normalized_shape={normalized_shape!r}.")
         self.normalized_shape = C.ntuple(op, "normalized_shape", tuple(normalized_shape), len(normalized_shape),
                                          minimum=1)
-        self.eps = _eps(op, eps)
-        self.elementwise_affine = _flag(op, "elementwise_affine", elementwise_affine)
-        _flag(op, "bias", bias)
+        self.eps = C.eps(op, eps)
+        self.elementwise_affine = C.flag(op, "elementwise_affine", elementwise_affine)
+        C.flag(op, "bias", bias)
         dt = _float_dtype(op, dtype)
-        if self.elementwise_affine:
-            self.weight = Parameter(np.ones(self.normalized_shape, dt))
-            if bias:
-                self.bias = Parameter(np.zeros(self.normalized_shape, dt))
-            else:
-                self.register_parameter("bias", None)
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
+        _affine(self, self.elementwise_affine, bias, self.normalized_shape, dt)
 
     def reset_parameters(self):
-        if self.weight is not None:
-            self.weight.data[...] = 1
-        if self.bias is not None:
-            self.bias.data[...] = 0
+        _reset_affine(self)
 
     def forward(self, input):
         return F.layer_norm(as_tensor(input), self.normalized_shape, self.weight, self.bias, self.eps)
@@ -258,25 +236,14 @@ class GroupNorm(Module):
         if self.num_channels % self.num_groups:
             raise ValueError(f"{op}: num_groups must divide num_channels; got num_channels={self.num_channels}, "
                              f"num_groups={self.num_groups}.")
-        self.eps = _eps(op, eps)
-        self.affine = _flag(op, "affine", affine)
-        _flag(op, "bias", bias)
+        self.eps = C.eps(op, eps)
+        self.affine = C.flag(op, "affine", affine)
+        C.flag(op, "bias", bias)
         dt = _float_dtype(op, dtype)
-        if self.affine:
-            self.weight = Parameter(np.ones(self.num_channels, dt))
-            if bias:
-                self.bias = Parameter(np.zeros(self.num_channels, dt))
-            else:
-                self.register_parameter("bias", None)
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
+        _affine(self, self.affine, bias, self.num_channels, dt)
 
     def reset_parameters(self):
-        if self.weight is not None:
-            self.weight.data[...] = 1
-        if self.bias is not None:
-            self.bias.data[...] = 0
+        _reset_affine(self)
 
     def forward(self, input):
         x = as_tensor(input)

@@ -15,12 +15,6 @@ from ..autograd import as_tensor
 from .module import Module
 
 
-def _flag(op, name, value):
-    if not isinstance(value, bool):
-        raise TypeError(f"{op}: {name} must be a bool; got {name}={value!r}.")
-    return value
-
-
 def _window_args(op, n, kernel_size, stride, padding, dilation=1, *, strings=True):
     C.ntuple(op, "kernel_size", kernel_size, n, minimum=1)
     if stride is not None:
@@ -39,8 +33,8 @@ class _MaxPoolNd(Module):
         self.kernel_size = kernel_size
         self.stride = stride if stride is not None else kernel_size
         self.padding, self.dilation = padding, dilation
-        self.return_indices = _flag(op, "return_indices", return_indices)
-        self.ceil_mode = _flag(op, "ceil_mode", ceil_mode)
+        self.return_indices = C.flag(op, "return_indices", return_indices)
+        self.ceil_mode = C.flag(op, "ceil_mode", ceil_mode)
 
     def forward(self, input):
         return getattr(F, f"max_pool{self._n}d")(as_tensor(input), self.kernel_size, self.stride, self.padding,
@@ -91,8 +85,8 @@ class _AvgPoolNd(Module):
         self.kernel_size = kernel_size
         self.stride = stride if stride is not None else kernel_size
         self.padding = padding
-        self.ceil_mode = _flag(op, "ceil_mode", ceil_mode)
-        self.count_include_pad = _flag(op, "count_include_pad", count_include_pad)
+        self.ceil_mode = C.flag(op, "ceil_mode", ceil_mode)
+        self.count_include_pad = C.flag(op, "count_include_pad", count_include_pad)
         self.divisor_override = divisor_override
 
     def forward(self, input):
@@ -138,7 +132,7 @@ class _LPPoolNd(Module):
         self.norm_type = norm_type
         _window_args(op, self._n, kernel_size, stride, 0)
         self.kernel_size, self.stride = kernel_size, stride
-        self.ceil_mode = _flag(op, "ceil_mode", ceil_mode)
+        self.ceil_mode = C.flag(op, "ceil_mode", ceil_mode)
 
     def forward(self, input):
         return getattr(F, f"lp_pool{self._n}d")(as_tensor(input), self.norm_type, self.kernel_size, self.stride,
@@ -203,7 +197,7 @@ class AdaptiveAvgPool3d(_AdaptiveAvgPoolNd):
 class _AdaptiveMaxPoolNd(_AdaptivePool):
     def __init__(self, output_size, return_indices=False):
         super().__init__(output_size)
-        self.return_indices = _flag(type(self).__name__, "return_indices", return_indices)
+        self.return_indices = C.flag(type(self).__name__, "return_indices", return_indices)
 
     def forward(self, input):
         return getattr(F, f"adaptive_max_pool{self._n}d")(as_tensor(input), self.output_size, self.return_indices)
