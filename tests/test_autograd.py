@@ -135,6 +135,52 @@ def test_conv_skips_unneeded_gradients(rng):
     assert x.grad is None and w.grad.shape == w.shape
 
 
+@pytest.mark.parametrize("c,limit", [(2, None), (8, None), (8, 4096)])  # channels-first, channels-last, chunked
+def test_conv_reuses_forward_columns_exactly_and_frees_them(rng, monkeypatch, c, limit):
+    """The graph keeps the forward's im2col columns for grad_weight (not when the batch was chunked): the
+    gradients are bitwise conv_vjp's, and the columns are released once backward has run."""
+    import weakref
+
+    from convkit.functional import _conv_core
+
+    kept, real = [], _conv_core.forward
+
+    def spy(*args, **kwargs):
+        out = real(*args, **kwargs)
+        if kwargs.get("keep"):
+            kept.append(None if out[1] is None else weakref.ref(out[1]))
+        return out
+
+    monkeypatch.setattr(_conv_core, "forward", spy)
+    x, w, b = rng.standard_normal((3, c, 9, 8)), rng.standard_normal((5, c, 3, 3)), rng.standard_normal(5)
+    kw = dict(padding=1, stride=(1, 2))
+    ts = [ck.tensor(a, requires_grad=True) for a in (x, w, b)]
+    with ck.workspace_limit(limit or ck.get_workspace_limit()):
+        y = F.conv2d(*ts, **kw)
+        g = rng.standard_normal(y.shape)
+        (y * ck.tensor(g)).sum().backward()
+        expected = F.conv_vjp(g, x, w, b, **kw)
+    for t, e in zip(ts, expected):
+        np.testing.assert_array_equal(t.grad.data, e)
+    assert len(kept) == 1 and (kept[0] is None) == (limit is not None)
+    assert kept[0] is None or kept[0]() is None
+
+
+@pytest.mark.parametrize("c", [2, 8])
+@pytest.mark.parametrize("wanted", [(True, False, False), (False, True, False), (False, False, True)])
+def test_conv_through_tensors_with_some_gradients_wanted(rng, c, wanted):
+    x, w, b = rng.standard_normal((3, c, 9, 8)), rng.standard_normal((5, c, 3, 3)), rng.standard_normal(5)
+    ts = [ck.tensor(a, requires_grad=r) for a, r in zip((x, w, b), wanted)]
+    y = F.conv2d(*ts, padding=1)
+    np.testing.assert_array_equal(y.data, F.conv2d(x, w, b, padding=1))
+    g = rng.standard_normal(y.shape)
+    (y * ck.tensor(g)).sum().backward()
+    for t, e, r in zip(ts, F.conv_vjp(g, x, w, b, padding=1), wanted):
+        assert (t.grad is None) != r
+        if r:
+            np.testing.assert_array_equal(t.grad.data, e)
+
+
 def test_max_pool_return_indices_through_tensor(rng):
     x = ck.tensor(rng.standard_normal((1, 2, 4, 4)), requires_grad=True)
     y, idx = F.max_pool2d(x, 2, return_indices=True)

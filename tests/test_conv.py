@@ -318,6 +318,25 @@ def test_errors_come_before_work(monkeypatch):
         F.conv(X, W, stride=0)
 
 
+@pytest.mark.parametrize("layout", ["channels_last", "channels_first", "channels_first_per_sample"])
+@pytest.mark.parametrize("x_shape,w_shape,groups,kw", GRID + [
+    ((1, 3, 9, 7), (4, 3, 3, 4), 1, dict(stride=(1, 3), padding=((2, 0), (3, 1)))),  # kw > stride, not a multiple
+    ((2, 2, 8, 9), (3, 2, 4, 3), 1, dict(stride=(2, 2), padding=1, dilation=(1, 3))),
+    ((2, 3, 11), (2, 3, 5), 1, dict(stride=2, padding=((4, 1),))),
+])
+def test_column_layouts_match_reference(rng, monkeypatch, layout, x_shape, w_shape, groups, kw):
+    """Channels-last columns (chosen for wide inputs) and channels-first ones (with per-sample products,
+    chosen for large outputs), forced, on every geometry; also split into rows by a tiny workspace."""
+    from convkit.functional import _conv_core
+
+    monkeypatch.setattr(_conv_core, "_CL_MIN_RUN", 1 if layout == "channels_last" else 1 << 30)
+    monkeypatch.setattr(_conv_core, "_PER_SAMPLE_MIN", 1 if layout.endswith("per_sample") else 1 << 30)
+    monkeypatch.setattr(_conv_core, "_SUB_BYTES", 256)  # grad_input columns one sample at a time
+    _check_conv(rng, x_shape, w_shape, groups, **kw)
+    with convkit.workspace_limit(1024):
+        _check_conv(rng, x_shape, w_shape, groups, **kw)
+
+
 # ------------------------------------------------------------ memory
 
 

@@ -121,6 +121,28 @@ def test_float32_stays_float32(name, cls, kwargs):
             assert not isinstance(v, np.ndarray) or v.dtype == np.float32
 
 
+@pytest.mark.parametrize("index", range(0, len(CASES), 3), ids=[_case_id(c) for c in CASES[::3]])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_blocked_update_is_bitwise_the_whole_array_update(monkeypatch, index, dtype):
+    """A parameter larger than a block is updated in cache-sized blocks on threads: same bits as one pass."""
+    from convkit.optim import optimizer
+
+    name, cls, kwargs = CASES[index]
+    rng = np.random.default_rng(index)
+    shapes = [(37, 29), (1000,), ()]
+    init = [rng.standard_normal(s) for s in shapes]
+    grads = [[rng.standard_normal(s) for s in shapes] for _ in range(3)]
+    results = []
+    for block_bytes in (1 << 30, 808):  # one block; blocks of 101 float64 / 202 float32 elements (ragged)
+        monkeypatch.setattr(optimizer, "_BLOCK_BYTES", block_bytes)
+        params = _ck_params(init, dtype)
+        _run_ck(cls(params, lr=0.05, **kwargs), params, grads)
+        results.append([p.data.copy() for p in params])
+    for a, b in zip(*results):
+        assert a.dtype == dtype
+        np.testing.assert_array_equal(a, b, strict=True)
+
+
 def test_grad_of_other_dtype_and_untouched_grad():
     p = convkit.tensor(np.ones(3, np.float32), requires_grad=True)
     g = np.array([1.0, 2.0, 3.0])

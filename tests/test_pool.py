@@ -137,6 +137,52 @@ def test_max_pool_uint8_and_int_dtypes():
         np.testing.assert_allclose(F.avg_pool(x, 2), R.avg_pool(x.astype(float), (2, 2)), rtol=2e-3)
 
 
+TILED = [  # windows that tile the input (stride == kernel, no padding or dilation): the fast path
+    ((8, 8), 2), ((9, 7), 2), ((12, 10), (3, 2)), ((6, 8, 4), (2, 2, 2)), ((11,), 3), ((7, 9), (1, 3)),
+    ((6, 6), (1, 1)), ((40, 40), (16, 16)), ((34, 36), (17, 18)),  # 256 and 306 offsets: wider codes
+]
+
+
+@pytest.mark.parametrize("kind", ["normal", "ties", "nan", "inf", "int16", "bool"])
+@pytest.mark.parametrize("spatial,k", TILED)
+def test_tiled_max_pool_matches_reference_and_its_vjp(spatial, k, kind):
+    """The tiled fast path: first max on ties, last NaN, -inf and integer windows, cropped edges; and the
+    autograd route (tile codes, no indices) gives max_pool_vjp's gradient, non-finite grad_out included."""
+    rng = np.random.default_rng(len(spatial) * 10 + len(kind))
+    shape = (2, 3) + spatial
+    x = {"normal": lambda: rng.standard_normal(shape), "ties": lambda: _x(rng, shape, "ties"),
+         "nan": lambda: np.where(rng.random(shape) < 0.2, np.nan, _x(rng, shape, "ties")),
+         "inf": lambda: np.where(rng.random(shape) < 0.5, -np.inf, _x(rng, shape, "ties")),
+         "int16": lambda: rng.integers(-3, 3, shape).astype(np.int16),
+         "bool": lambda: rng.random(shape) < 0.3}[kind]()
+    y, i = F.max_pool(x, k, return_indices=True)
+    if kind != "bool":
+        yr, ir = R.max_pool(x, k, return_indices=True)
+        np.testing.assert_array_equal(y, yr)
+        np.testing.assert_array_equal(i, ir)
+    assert y.dtype == x.dtype
+    yt, it, route = F._max_pool_taped("max_pool", x, k, return_indices=True)
+    np.testing.assert_array_equal(yt, y)
+    np.testing.assert_array_equal(it, i)
+    g = rng.standard_normal(y.shape)
+    np.testing.assert_array_equal(F._max_pool_route_vjp(g, route), F.max_pool_vjp(g, x, k, indices=i))
+    g[0, 1] = np.inf  # a non-finite grad_out must not leak into the cells that did not win
+    np.testing.assert_array_equal(F._max_pool_route_vjp(g, route), F.max_pool_vjp(g, x, k, indices=i))
+
+
+def test_tiled_max_pool_unbatched_float32_non_contiguous():
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((3, 8, 10)).astype(np.float32)
+    xt = rng.standard_normal((2, 3, 10, 8))[:, :, ::-1].transpose(0, 1, 3, 2)
+    y, i, route = F._max_pool_taped("max_pool2d", x, 2, return_indices=True)
+    np.testing.assert_array_equal(y, R.max_pool(x[None], (2, 2))[0])
+    g = rng.standard_normal(y.shape).astype(np.float32)
+    gx = F._max_pool_route_vjp(g, route)
+    assert gx.dtype == np.float32 and gx.shape == x.shape
+    np.testing.assert_array_equal(gx, F.max_pool_vjp(g, x, (2, 2), indices=i))
+    np.testing.assert_array_equal(F.max_pool(xt, 2, return_indices=True)[1], R.max_pool(xt, 2, return_indices=True)[1])
+
+
 def test_window_wholly_in_padding():
     x = np.arange(1.0, 4.0).reshape(1, 1, 3)
     y, i = F.max_pool(x, 1, stride=1, padding=2, return_indices=True)

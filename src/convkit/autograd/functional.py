@@ -13,6 +13,8 @@ import re
 
 from .. import _random
 from .. import functional as F
+from ..functional.conv import _conv_taped, _conv_taped_vjp
+from ..functional.pool import _max_pool_route_vjp, _max_pool_taped
 from .tensor import Tensor, is_grad_enabled, result
 
 # Arguments that receive gradients, in the order the op's vjp returns them.
@@ -95,11 +97,9 @@ def dispatch(fn, args, kwargs):
 
 
 def _max_pool(fn, name, arrays, parents):
-    """Keep the forward's argmax indices for the backward, as PyTorch does."""
-    y, idx = fn(**dict(arrays, return_indices=True))
-    vjp, accepts = _vjp(name)
-    vjp_args = {k: v for k, v in arrays.items() if k in accepts}
-    t = result(y, parents, lambda g: (vjp(g, **vjp_args, indices=idx),), f"{name}_backward")
+    """Keep what the forward found (the winners) for the backward, as PyTorch keeps its argmax indices."""
+    y, idx, route = _max_pool_taped(name, **arrays)
+    t = result(y, parents, lambda g: (_max_pool_route_vjp(g, route),), f"{name}_backward")
     return (t, Tensor(idx)) if arrays.get("return_indices") else t
 
 
@@ -111,4 +111,11 @@ def _dropout(fn, name, arrays, parents):
     return (t, Tensor(mask)) if arrays.get("return_mask") else t
 
 
-_SPECIAL = {"max_pool": _max_pool, "dropout": _dropout}
+def _conv(fn, name, arrays, parents):
+    """Keep the forward's im2col columns for the weight gradient; freed with the closure after backward."""
+    mask = tuple(p is not None and p.requires_grad for p in parents)
+    y, tape = _conv_taped(name, **arrays, need_w=mask[1])
+    return result(y, parents, lambda g: _conv_taped_vjp(g, tape, mask), f"{name}_backward")
+
+
+_SPECIAL = {"max_pool": _max_pool, "dropout": _dropout, "conv": _conv}

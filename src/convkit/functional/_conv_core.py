@@ -7,6 +7,12 @@
 All take zero padding as (lo, hi) pairs and pad one chunk at a time, so no
 temporary is larger than the workspace limit. Legend: G groups, Cg = C/G,
 Kg = K/G output channels per group, M = chunk batch * output positions.
+
+Without groups and with enough input channels the columns are channels last
+(see _im2col): im2col and col2im move long runs instead of output rows, and
+grad_input's columns are made and added back a few samples at a time in one
+reused buffer. The forward can keep its columns for the backward
+(``keep=True``), which then skips im2col for grad_weight.
 """
 from __future__ import annotations
 
@@ -15,7 +21,7 @@ import math
 import numpy as np
 
 from . import _depthwise
-from ._im2col import col2im_add, im2col, plan_chunks, row_span
+from ._im2col import col2im_add, col2im_cl_add, im2col, im2col_cl, plan_chunks, row_span
 from .padding import pad_nd
 
 
@@ -33,51 +39,136 @@ def _chunk_input(x, n0, n1, pads, r0, r1, kernel, stride, dilation):
     return xp[:, :, a:b]
 
 
-def forward(x, w, stride, pads, dilation, groups, out):
-    """y (N, K, *O) = conv(x, w) with zero padding ``pads``; x and w share a dtype."""
+# Channels-last columns once a window row (its last-dim taps times the channels) is this many
+# contiguous elements; below that, channels first (whose runs are output rows) is as good.
+_CL_MIN_RUN = 16
+
+
+def _channels_last(c, w, pads, dilation, groups):
+    run = c * (w.shape[-1] if dilation[-1] == 1 else 1)
+    return groups == 1 and run >= _CL_MIN_RUN and all(lo >= 0 and hi >= 0 for lo, hi in pads)
+
+
+def _chunk_input_cl(x, n0, n1, pads, r0, r1, kernel, stride, dilation):
+    """_chunk_input, channels last and contiguous: (n, rows, *Sp[1:], C), in one copy (pads >= 0)."""
+    a, b = row_span(r0, r1, kernel[0], stride[0], dilation[0])
+    sp = tuple(s + lo + hi for s, (lo, hi) in zip(x.shape[2:], pads))
+    xp = np.zeros((n1 - n0, b - a) + sp[1:] + (x.shape[1],), x.dtype)
+    lo0 = pads[0][0]
+    i0, i1 = max(a - lo0, 0), min(b - lo0, x.shape[2])
+    if i1 > i0:
+        inner = tuple(slice(lo, lo + s) for (lo, _), s in zip(pads[1:], x.shape[3:]))
+        xp[(slice(None), slice(i0 + lo0 - a, i1 + lo0 - a)) + inner] = np.moveaxis(x[n0:n1, :, i0:i1], 1, -1)
+    return xp
+
+
+def _columns(x, n0, n1, pads, r0, r1, kernel, stride, dilation, oc, cl):
+    """One chunk's columns as a matrix: (M, prod(K)*C) channels last, else (C*prod(K), M)."""
+    if cl:
+        xp = _chunk_input_cl(x, n0, n1, pads, r0, r1, kernel, stride, dilation)
+        return im2col_cl(xp, kernel, stride, dilation, oc).reshape((n1 - n0) * math.prod(oc), -1)
+    xp = _chunk_input(x, n0, n1, pads, r0, r1, kernel, stride, dilation)
+    return im2col(xp, kernel, stride, dilation, oc).reshape(-1, (n1 - n0) * math.prod(oc))
+
+
+# Channels-first products go one sample at a time (into y, from g) when a sample has this many
+# output positions: each product is then still large, and no (K, N, *O) layout is transposed.
+_PER_SAMPLE_MIN = 256
+
+
+def _per_sample(r0, r1, out):
+    return r0 == 0 and r1 == out[0] and math.prod(out) >= _PER_SAMPLE_MIN
+
+
+def _sample_view(cols, groups, n):
+    """Channels-first columns (C*prod(K), n*P) viewed as (n, G, Cg*prod(K), P)."""
+    return cols.reshape(groups, cols.shape[0] // groups, n, -1).transpose(2, 0, 1, 3)
+
+
+def forward(x, w, stride, pads, dilation, groups, out, keep=False, bias=None):
+    """y (N, K, *O) = conv(x, w) with zero padding ``pads``; x and w share a dtype.
+
+    With keep=True returns (y, cols): the columns for :func:`backward`, or None
+    when the batch took several chunks (they would not all fit in the workspace).
+    A bias (K,) is added as the products are moved into y, saving a pass over y.
+    """
     n_, c = x.shape[:2]
     if _depthwise.applicable(c, w, stride, groups):
-        return _depthwise.forward(x, w, pads, dilation, out)
+        y = _depthwise.forward(x, w, pads, dilation, out)
+        if bias is not None:
+            y += bias.reshape((-1,) + (1,) * len(out))
+        return (y, None) if keep else y
     k_out, kernel = w.shape[0], w.shape[2:]
-    wg = w.reshape(groups, k_out // groups, -1)
+    cl = _channels_last(c, w, pads, dilation, groups)
+    # channels last: (K, *kernel, C) flattened, to match the columns' (*kernel, C) order
+    wm = np.moveaxis(w, 1, -1).reshape(k_out, -1) if cl else w.reshape(groups, k_out // groups, -1)
     y = np.empty((n_, k_out) + tuple(out), dtype=x.dtype)
     cell = _cell_bytes(c, kernel, k_out, x.itemsize)
-    for n0, n1, r0, r1 in plan_chunks(n_, out, cell):
-        xp = _chunk_input(x, n0, n1, pads, r0, r1, kernel, stride, dilation)
+    chunks = list(plan_chunks(n_, out, cell))
+    cols = None
+    for n0, n1, r0, r1 in chunks:
         oc = (r1 - r0,) + tuple(out[1:])
-        cols = im2col(xp, kernel, stride, dilation, oc)
-        yc = np.matmul(wg, cols.reshape(groups, -1, (n1 - n0) * math.prod(oc)))
-        y[n0:n1, :, r0:r1] = yc.reshape((k_out, n1 - n0) + oc).swapaxes(0, 1)
+        cols = _columns(x, n0, n1, pads, r0, r1, kernel, stride, dilation, oc, cl)
+        if cl:
+            yc = np.moveaxis(np.matmul(cols, wm.T).reshape((n1 - n0,) + oc + (k_out,)), -1, 1)
+        elif _per_sample(r0, r1, out):
+            # one product per sample straight into y: no (K, N, *O) result to transpose
+            yn = y[n0:n1].reshape(n1 - n0, groups, k_out // groups, -1)
+            np.matmul(wm, _sample_view(cols, groups, n1 - n0), out=yn)
+            if bias is not None:
+                y[n0:n1] += bias.reshape((-1,) + (1,) * len(out))
+            continue
+        else:
+            yc = np.matmul(wm, cols.reshape(groups, -1, cols.shape[-1])).reshape((k_out, n1 - n0) + oc).swapaxes(0, 1)
+        if bias is None:
+            y[n0:n1, :, r0:r1] = yc
+        else:
+            np.add(yc, bias.reshape((-1,) + (1,) * len(out)), out=y[n0:n1, :, r0:r1])
+    if keep:
+        return y, (cols if len(chunks) == 1 else None)
     return y
 
 
-def backward(x, w, g, stride, pads, dilation, groups, need_x=True, need_w=True):
+def backward(x, w, g, stride, pads, dilation, groups, need_x=True, need_w=True, cols=None):
     """(grad wrt x, grad wrt w) of y = conv(x, w, zero padding ``pads``), given g = dL/dy.
 
     Either may be skipped (returned as None). The input gradient is the
     transposed convolution of g; the weight gradient is the correlation of
-    x with g.
+    x with g. ``cols`` are the forward's columns (``forward(..., keep=True)``),
+    used when the backward, too, takes the batch in one chunk.
     """
     n_, c = x.shape[:2]
     if _depthwise.applicable(c, w, stride, groups):
         return _depthwise.backward(x, w, g, pads, dilation, need_x, need_w)
     k_out, kernel = w.shape[0], w.shape[2:]
     out = g.shape[2:]
+    cl = _channels_last(c, w, pads, dilation, groups)
+    chunks = list(plan_chunks(n_, out, _cell_bytes(c, kernel, k_out, x.itemsize)))
+    if len(chunks) != 1:
+        cols = None
+    if cl:
+        return _backward_cl(x, w, g, stride, pads, dilation, need_x, need_w, chunks, cols)
     wg = w.reshape(groups, k_out // groups, -1)
     gw = np.zeros_like(wg) if need_w else None
     gxp = None
     if need_x:
         gxp = np.zeros((n_, c) + tuple(s + lo + hi for s, (lo, hi) in zip(x.shape[2:], pads)), dtype=x.dtype)
-    cell = _cell_bytes(c, kernel, k_out, x.itemsize)
-    for n0, n1, r0, r1 in plan_chunks(n_, out, cell):
+    for n0, n1, r0, r1 in chunks:
         oc = (r1 - r0,) + tuple(out[1:])
         m = (n1 - n0) * math.prod(oc)
-        gt = np.ascontiguousarray(g[n0:n1, :, r0:r1].swapaxes(0, 1)).reshape(groups, k_out // groups, m)
+        # per-sample grad_weight products when their stack (n, G, Kg, Cg*prod(K)) is no larger than the columns
+        per_sample = need_w and _per_sample(r0, r1, out) and (n1 - n0) * gw.size <= m * wg.shape[2]
+        gt = None
+        if need_x or not per_sample:
+            gt = np.ascontiguousarray(g[n0:n1, :, r0:r1].swapaxes(0, 1)).reshape(groups, k_out // groups, m)
         if need_w:
-            xp = _chunk_input(x, n0, n1, pads, r0, r1, kernel, stride, dilation)
-            cols = im2col(xp, kernel, stride, dilation, oc).reshape(groups, -1, m)
-            gw += np.matmul(gt, cols.swapaxes(1, 2))
-            del cols
+            cc = cols if cols is not None else _columns(x, n0, n1, pads, r0, r1, kernel, stride, dilation, oc, False)
+            if per_sample:
+                gn = g[n0:n1].reshape(n1 - n0, groups, k_out // groups, -1)
+                gw += np.matmul(gn, _sample_view(cc, groups, n1 - n0).swapaxes(2, 3)).sum(axis=0)
+            else:
+                gw += np.matmul(gt, cc.reshape(groups, -1, m).swapaxes(1, 2))
+            del cc
         if need_x:
             gcols = np.matmul(wg.swapaxes(1, 2), gt).reshape((c,) + tuple(kernel) + (n1 - n0,) + oc)
             a, _ = row_span(r0, r1, kernel[0], stride[0], dilation[0])
@@ -87,6 +178,54 @@ def backward(x, w, g, stride, pads, dilation, groups, need_x=True, need_w=True):
         crop = tuple(slice(lo, lo + s) for s, (lo, hi) in zip(x.shape[2:], pads))
         gx = gxp[(slice(None), slice(None)) + crop]
     return gx, (gw.reshape(w.shape) if need_w else None)
+
+
+def _backward_cl(x, w, g, stride, pads, dilation, need_x, need_w, chunks, cols):
+    """backward with channels-last columns (groups == 1): grad_input's columns (M, prod(K)*C) are
+    one product, added back into a channels-last padded gradient."""
+    n_, c = x.shape[:2]
+    k_out, kernel = w.shape[0], w.shape[2:]
+    out = g.shape[2:]
+    gw = np.zeros((k_out, math.prod(kernel) * c), x.dtype) if need_w else None
+    if need_x:
+        sp = tuple(s + lo + hi for s, (lo, hi) in zip(x.shape[2:], pads))
+        gxp = np.zeros((n_,) + sp + (c,), dtype=x.dtype)
+        wm = np.moveaxis(w, 1, -1).reshape(k_out, -1)
+    for n0, n1, r0, r1 in chunks:
+        oc = (r1 - r0,) + tuple(out[1:])
+        m = (n1 - n0) * math.prod(oc)
+        gt = np.ascontiguousarray(g[n0:n1, :, r0:r1].swapaxes(0, 1)).reshape(k_out, m)
+        if need_w:
+            cc = cols if cols is not None else _columns(x, n0, n1, pads, r0, r1, kernel, stride, dilation, oc, True)
+            gw += np.matmul(gt, cc)
+            del cc
+        if need_x:
+            a, _ = row_span(r0, r1, kernel[0], stride[0], dilation[0])
+            _input_grad_cl(gxp[n0:n1, a:], gt, wm, kernel, stride, dilation, oc)
+    gx = None
+    if need_x:
+        crop = tuple(slice(lo, lo + s) for s, (lo, hi) in zip(x.shape[2:], pads))
+        gx = np.ascontiguousarray(np.moveaxis(gxp[(slice(None),) + crop], -1, 1))
+    if need_w:
+        gw = np.ascontiguousarray(np.moveaxis(gw.reshape((k_out,) + tuple(kernel) + (c,)), -1, 1))
+    return gx, gw
+
+
+_SUB_BYTES = 1 << 24  # grad_input columns made and added back this many bytes at a time
+
+
+def _input_grad_cl(gxp, gt, wm, kernel, stride, dilation, oc):
+    """gxp (n, *Sp, C) += col2im of the columns gt.T @ wm, a few samples at a time: one reused buffer
+    (no fresh pages to fault in) whose block is still in cache when col2im reads it back."""
+    n, c = gxp.shape[0], gxp.shape[-1]
+    per = math.prod(oc)
+    step = max(1, min(n, _SUB_BYTES // max(per * wm.shape[1] * gxp.itemsize, 1)))
+    buf = np.empty((step * per, wm.shape[1]), gxp.dtype)
+    for i in range(0, n, step):
+        j = min(n, i + step)
+        gcols = np.matmul(gt[:, i * per:j * per].T, wm, out=buf[:(j - i) * per])
+        col2im_cl_add(gxp[i:j], gcols.reshape((j - i,) + tuple(oc) + tuple(kernel) + (c,)),
+                      kernel, stride, dilation, oc)
 
 
 def input_grad(g, w, input_shape, stride, pads, dilation, groups):

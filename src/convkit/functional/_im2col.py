@@ -5,6 +5,13 @@ O output positions, Sp padded input size):
     windows(xp)      (N, C, *K, *O)   a read-only view, no copy
     columns          (C, *K, N, *O)   contiguous, so that (C*prod(K), N*prod(O))
                                       is one matrix and the GEMM is one call.
+Channels last (xp is (N, *Sp, C)), used when C is large enough:
+    windows_cl(xp)   (N, *O, *K, C)   a read-only view
+    columns_cl       (N, *O, *K, C)   contiguous: (N*prod(O), prod(K)*C). With
+                                      dilation 1 the last kernel dim's taps and
+                                      the channels are one contiguous run of the
+                                      input, so the copy moves long runs, not
+                                      runs of one output row as above.
 col2im adds columns back one kernel offset at a time: prod(K) strided adds,
 never np.add.at.
 """
@@ -74,6 +81,74 @@ def col2im_add(gxp, cols, kernel, stride, dilation, out):
             dst[(slice(None), slice(None)) + sl] += src[(slice(None),) + k].swapaxes(0, 1)
 
     run_blocks(add, _parts(gxp.shape[0] if by_sample else gxp.shape[1], 2 * num_threads()))
+
+
+def windows_cl(xp, kernel, stride, dilation, out):
+    """Read-only view (N, *O, *K, C) of a channels-last xp (N, *Sp, C): view[n, o, k, c] = xp[n, o*S + k*D, c]."""
+    st = xp.strides
+    n = len(kernel)
+    shape = (xp.shape[0], *out, *kernel, xp.shape[-1])
+    strides = (st[0], *(st[1 + i] * stride[i] for i in range(n)), *(st[1 + i] * dilation[i] for i in range(n)), st[-1])
+    return as_strided(xp, shape, strides, writeable=False)
+
+
+_BLOCK_BYTES = 1 << 20  # a block's slice of gxp stays in the L2 cache while col2im's passes run over it
+
+
+def im2col_cl(xp, kernel, stride, dilation, out):
+    """Columns (N, *O, *K, C) of the channels-last padded input xp (N, *Sp, C), contiguous.
+
+    Threads copy disjoint samples (or output rows, for one sample).
+    """
+    src = windows_cl(xp, kernel, stride, dilation, out)
+    cols = np.empty(src.shape, dtype=xp.dtype)
+    axis = 0 if src.shape[0] > 1 else 1
+
+    def copy(part):
+        at = (slice(None),) * axis + (part,)
+        np.copyto(cols[at], src[at])
+
+    run_blocks(copy, _parts(src.shape[axis], 2 * num_threads()))
+    return cols
+
+
+def col2im_cl_add(gxp, cols, kernel, stride, dilation, out):
+    """gxp (N, *Sp, C) += the columns (N, *O, *K, C) put back where im2col_cl took them.
+
+    Without dilation in the last dim, a window's last-dim taps and channels are one
+    run of kw*C cells, and the windows of outputs q = ceil(kw/s) apart never overlap:
+    so each (leading kernel offset, output residue mod q) is one add of whole runs,
+    instead of prod(K) adds of runs of C. Threads take disjoint samples of gxp, in
+    blocks small enough to stay in cache across the adds.
+    """
+    n = len(kernel)
+    c = gxp.shape[-1]
+    kw, sw, dw, ow = kernel[-1], stride[-1], dilation[-1], out[-1]
+    taps, q = ([(0, kw)], -(-kw // sw)) if dw == 1 else ([(t, 1) for t in range(kw)], 1)
+    lead = list(itertools.product(*map(range, kernel[:-1])))
+
+    def add(part):
+        dst, src = gxp[part], cols[part]
+        st = dst.strides
+        for kl in lead:
+            for t0, cnt in taps:
+                for r in range(min(q, ow)):
+                    length = len(range(r, ow, q))
+                    shape = (dst.shape[0], *out[:-1], length, cnt * c)
+                    at = tuple(slice(k * d, k * d + s * (o - 1) + 1, s)
+                               for k, d, s, o in zip(kl, dilation, stride, out))
+                    w0 = r * sw + t0 * dw
+                    if q * sw == cnt:  # the runs of one residue tile a stretch of the row: a plain reshape
+                        view = dst[(slice(None),) + at + (slice(w0, w0 + length * cnt),)].reshape(shape)
+                    else:
+                        strides = (st[0], *(st[1 + i] * stride[i] for i in range(n - 1)), st[n] * sw * q, st[-1])
+                        view = as_strided(dst[(slice(None),) + at + (slice(w0, None),)], shape, strides)
+                    piece = src[(slice(None),) * n + (slice(r, None, q),) + kl + (slice(t0, t0 + cnt),)]
+                    np.add(view, piece.reshape(shape), out=view)
+
+    # one part per thread unless that overflows the cache: each add costs microseconds of Python
+    per_block = max(1, _BLOCK_BYTES // max(gxp[:1].nbytes, 1))
+    run_blocks(add, _parts(gxp.shape[0], max(num_threads(), -(-gxp.shape[0] // per_block))))
 
 
 def plan_chunks(batch, out, cell_bytes):

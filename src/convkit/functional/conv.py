@@ -159,12 +159,9 @@ def conv(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, paddin
     return _finish(_conv_forward(x, weight, bias, spec), spec)
 
 
-def _conv_forward(x, weight, bias, spec):
+def _conv_forward(x, weight, bias, spec, keep=False):
     xp, pads = _padded_input(x, spec)
-    y = core.forward(xp, weight, spec.stride, pads, spec.dilation, spec.groups, spec.out)
-    if bias is not None:
-        y += bias.reshape((-1,) + (1,) * len(spec.out))
-    return y
+    return core.forward(xp, weight, spec.stride, pads, spec.dilation, spec.groups, spec.out, keep=keep, bias=bias)
 
 
 def conv_vjp(grad_out, x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros",
@@ -179,16 +176,40 @@ def conv_vjp(grad_out, x, weight, bias=None, stride=1, padding=0, dilation=1, gr
     """
     spec, x, weight, bias = _conv_spec("conv", x, weight, bias, stride, padding, dilation, groups,
                                        padding_mode, data_format)
-    need_x, need_w, need_b = _output_mask("conv_vjp", output_mask)
+    return _conv_grads(spec, x, weight, bias, grad_out, _output_mask("conv_vjp", output_mask))
+
+
+def _conv_grads(spec, x, weight, bias, grad_out, mask, cols=None):
+    need_x, need_w, need_b = mask
     g = _start_grad(spec, grad_out, (x.shape[0], weight.shape[0]) + spec.out, x.dtype)
     gx = gw = None
     if need_x or need_w:
         xp, pads = _padded_input(x, spec)
-        gx, gw = core.backward(xp, weight, g, spec.stride, pads, spec.dilation, spec.groups, need_x, need_w)
+        gx, gw = core.backward(xp, weight, g, spec.stride, pads, spec.dilation, spec.groups, need_x, need_w,
+                               cols=cols)
         if gx is not None:
             gx = _finish(gx if spec.mode == "zeros" else pad_nd_vjp(gx, x.shape, spec.pads, spec.mode), spec)
     gb = None if bias is None or not need_b else g.sum(axis=(0, *range(2, g.ndim)))
     return gx, gw, gb
+
+
+def _conv_taped(name, x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros",
+                data_format="channels_first", need_w=True):
+    """conv (or its alias ``name``) for autograd: (y, tape); ``_conv_taped_vjp(g, tape, mask)`` is conv_vjp.
+
+    When grad_weight will be wanted (need_w) the tape keeps the forward's im2col columns, if the
+    batch took one chunk (so they fit in the workspace), and the backward skips making them again.
+    """
+    n = int(name[-2]) if name[-1] == "d" else None
+    spec, x, weight, bias = _conv_spec("conv", x, weight, bias, stride, padding, dilation, groups,
+                                       padding_mode, data_format, n_expected=n)
+    y, cols = _conv_forward(x, weight, bias, spec, keep=True)
+    return _finish(y, spec), (spec, x, weight, bias, cols if need_w else None)
+
+
+def _conv_taped_vjp(grad_out, tape, output_mask=(True, True, True)):
+    spec, x, weight, bias, cols = tape
+    return _conv_grads(spec, x, weight, bias, grad_out, _output_mask("conv_vjp", output_mask), cols=cols)
 
 
 def _output_mask(op, mask):

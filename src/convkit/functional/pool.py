@@ -26,6 +26,7 @@ import math
 from typing import NamedTuple
 
 import numpy as np
+from numpy.lib.stride_tricks import as_strided
 
 from .. import _checks as C
 from .. import shapes
@@ -209,6 +210,78 @@ def _max_tables(g):
     return first, base, table
 
 
+def _tiles(g):
+    """Whether the windows tile the input: stride == kernel, no dilation, no padding (the common 2x2/2)."""
+    return (g.k == g.s and all(d == 1 for d in g.d) and all(p == (0, 0) for p in g.pads)
+            and all(o * k <= w for o, k, w in zip(g.out, g.k, g.spatial)))
+
+
+def _tile_view(a, g):
+    """View (N, C, o0, k0, o1, k1, ...) of a (N, C, *spatial) for tiling windows: [., i, t, .] = a[., i*k + t, .]."""
+    st = a.strides
+    shape = a.shape[:2] + sum(((o, k) for o, k in zip(g.out, g.k)), ())
+    strides = st[:2] + sum(((s * k, s) for s, k in zip(st[2:], g.k)), ())
+    return as_strided(a, shape, strides, writeable=a.flags.writeable)
+
+
+def _tile_code_dtype(g):
+    return np.uint8 if math.prod(g.k) <= 256 else np.uint32
+
+
+def _tiled_max(xc, g, want_arg):
+    """Max over tiling windows and (want_arg) each window's winning offset j, row-major in the window.
+
+    Reduces one dim's offsets at a time, the last dim first. A candidate replaces the
+    running max when strictly greater (ties keep the earlier offset) or NaN (the
+    last NaN wins), so this tree of scans picks what the row-major running scan
+    picks. The NaN tests cost two passes per dim, so they run only for a block
+    whose max holds a NaN (np.maximum propagates it).
+    """
+    best, j = _tiled_scan(xc, g, want_arg, nan=False)
+    if want_arg and xc.dtype.kind == "f" and np.isnan(best).any():
+        best, j = _tiled_scan(xc, g, want_arg, nan=True)
+    return best, j
+
+
+def _tiled_scan(xc, g, want_arg, nan):
+    """_tiled_max's scan. j is accumulated in small unsigned ints: j <- j + upd * (j_cand - j) is a
+    select without np.where (slow on random masks); wrap-around cancels exactly."""
+    jt = _tile_code_dtype(g)
+    best, j, m = _tile_view(xc, g), None, 1
+    for i in reversed(range(len(g.k))):
+        at = (slice(None),) * (3 + 2 * i)
+        run, jn = best[at + (0,)], None if j is None else np.array(j[at + (0,)])
+        for t in range(1, g.k[i]):
+            cand = best[at + (t,)]
+            if want_arg:
+                upd = np.greater(cand, run)
+                if nan:
+                    upd |= np.isnan(cand)
+                cj = jt(t * m) if j is None else j[at + (t,)] + jt(t * m)
+                u = upd.view(np.uint8)
+                if jn is None:
+                    jn = u * cj
+                else:
+                    jn += u * (cj - jn)
+            run = np.maximum(run, cand, out=None if t == 1 else run)
+        best, j, m = run, jn, m * g.k[i]
+    if want_arg and j is None:
+        j = np.zeros(best.shape, jt)
+    return best, j
+
+
+def _tiled_spread(gx, gy, j, g):
+    """Adjoint of the tiled max: gx (zero outside the tiles) gets gy at each window's winner j.
+
+    A product with the mask (j == t), not a select (np.where is slow on random masks): exact
+    because gy is finite (checked by the caller); a cell that did not win gets +-0.
+    """
+    gv = _tile_view(gx, g)
+    for t, kk in enumerate(itertools.product(*map(range, g.k))):
+        at = (slice(None),) * 2 + sum(((slice(None), a) for a in kk), ())
+        np.multiply(gy, j == t, out=gv[at])
+
+
 def _fixed_rank(generic, impl, n):
     """generic's rank-checked alias ``{name}{n}d``: n spatial dims, unbatched input allowed."""
     name = f"{generic.__name__}{n}d"
@@ -262,18 +335,77 @@ def max_pool(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False
 
 
 def _max_pool(op, n, x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
+    y, idx, _ = _max_pool_impl(op, n, x, kernel_size, stride, padding, dilation, ceil_mode, return_indices, False)
+    return (y, idx) if return_indices else y
+
+
+class _Route(NamedTuple):
+    """What the forward leaves for the vjp: the winners, as tile codes j (tiled) or as flat indices."""
+    shape: tuple        # batched input shape
+    unbatched: bool
+    geom: _Geom
+    j: np.ndarray       # tiled windows: winning offset per window; else None
+    idx: np.ndarray     # other windows: flat indices (batched); else None
+
+
+def _max_pool_impl(op, n, x, kernel_size, stride, padding, dilation, ceil_mode, want_idx, want_route):
+    """(y, indices or None, _Route or None) of max_pool; the route is what :func:`_max_pool_route_vjp` needs."""
     xb, unbatched, g = _windowed(op, n, x, kernel_size, stride, padding, dilation, ceil_mode, keep_int=True)
     first, base, table = _max_tables(g)
+    tiled = _tiles(g)
     y = np.empty(xb.shape[:2] + g.out, xb.dtype)
-    idx = np.empty(y.shape, np.int64) if return_indices else None
+    idx = np.empty(y.shape, np.int64) if want_idx or (want_route and not tiled) else None
+    j = np.empty(y.shape, _tile_code_dtype(g)) if tiled and want_route else None
 
     def block(b):
+        if tiled:
+            y[b], jb = _tiled_max(xb[b], g, want_arg=idx is not None or j is not None)
+            if j is not None:
+                j[b] = jb
+            if idx is not None:
+                ib = idx[b]
+                np.take(table, jb, out=ib, mode="clip")  # clip: no bounds check, no buffering
+                ib += base
+            return
         y[b], arg = _window_max(_pad(xb[b], g, _lowest(xb.dtype)), g, first, want_arg=idx is not None)
         if idx is not None:
             idx[b] = np.where(arg >= 0, base + table[arg], -1)
 
     run_blocks(block, _blocks(xb.shape, _plane_bytes(g.span, g.out), cache=True))
-    return (_ret(y, unbatched), _ret(idx, unbatched)) if return_indices else _ret(y, unbatched)
+    route = _Route(xb.shape, unbatched, g, j, None if tiled else idx) if want_route else None
+    return _ret(y, unbatched), (_ret(idx, unbatched) if want_idx else None), route
+
+
+def _max_pool_taped(name, x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+                    return_indices=False):
+    """max_pool (or its alias ``name``) for autograd: (y, indices or None, route for _max_pool_route_vjp).
+
+    For tiling windows the route holds one small code per window instead of int64 indices,
+    and the vjp writes each cell once instead of scattering with np.bincount.
+    """
+    n = int(name[-2]) if name[-1] == "d" else None
+    return _max_pool_impl(name, n, x, kernel_size, stride, padding, dilation, ceil_mode, return_indices, True)
+
+
+def _max_pool_route_vjp(grad_out, route):
+    """max_pool's gradient from the forward's route: gy to each window's winner."""
+    g = route.geom
+    gy = _grad("max_pool_vjp", grad_out, route.unbatched, route.shape[:2] + g.out)
+    if route.j is None or not np.isfinite(gy).all():
+        idx = route.idx
+        if idx is None:
+            _, base, table = _max_tables(g)
+            idx = np.take(table, route.j)
+            idx += base
+        return _ret(_route_indices(gy, idx, route.shape), route.unbatched)
+    exact = all(o * k == w for o, k, w in zip(g.out, g.k, g.spatial))
+    gx = (np.empty if exact else np.zeros)(route.shape, gy.dtype)
+
+    def block(b):
+        _tiled_spread(gx[b], gy[b], route.j[b], g)
+
+    run_blocks(block, _blocks(route.shape, _plane_bytes(g.spatial, g.out), cache=True))
+    return _ret(gx, route.unbatched)
 
 
 def max_pool_vjp(grad_out, x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .optimizer import Optimizer, addcmul_, check_betas, check_flag, check_real, effective_grad, lerp_
+from .optimizer import Optimizer, addcmul_, blockwise, check_betas, check_flag, check_real, effective_grad, lerp_
 
 
 class Adam(Optimizer):
@@ -67,28 +67,31 @@ class Adam(Optimizer):
         state["step"] += 1
         t = state["step"]
 
-        if wd != 0 and group["decoupled_weight_decay"]:
-            x *= 1 - lr * wd
-            wd = 0
-        d = effective_grad(x, g, wd, group["maximize"])
-        m, v = state["exp_avg"], state["exp_avg_sq"]
-        tmp = np.empty_like(x)
-        lerp_(m, d, 1 - beta1, tmp)
-        v *= beta2
-        addcmul_(v, d, d, 1 - beta2, tmp)
-
+        decay = 1 - lr * wd if wd != 0 and group["decoupled_weight_decay"] else None
+        l2 = 0 if decay is not None else wd
+        maximize, amsgrad = group["maximize"], group["amsgrad"]
         step_size = lr / (1 - beta1 ** t)
         bias_correction2_sqrt = (1 - beta2 ** t) ** 0.5
-        if group["amsgrad"]:
-            np.maximum(state["max_exp_avg_sq"], v, out=state["max_exp_avg_sq"])
-            v = state["max_exp_avg_sq"]
-        denom = np.sqrt(v, out=tmp)
-        denom /= bias_correction2_sqrt
-        denom += eps
-        # torch's addcdiv_: p + (-step_size * m) / denom, in that order
-        upd = np.multiply(m, -step_size, out=d if d is not g else None)
-        upd /= denom
-        x += upd
+
+        def kernel(x, g, m, v, v_max, tmp, buf):
+            if decay is not None:
+                x *= decay
+            d = effective_grad(x, g, l2, maximize)
+            lerp_(m, d, 1 - beta1, tmp)
+            v *= beta2
+            addcmul_(v, d, d, 1 - beta2, tmp)
+            if amsgrad:
+                np.maximum(v_max, v, out=v_max)
+                v = v_max
+            denom = np.sqrt(v, out=tmp)
+            denom /= bias_correction2_sqrt
+            denom += eps
+            # torch's addcdiv_: p + (-step_size * m) / denom, in that order
+            upd = np.multiply(m, -step_size, out=d if d is not g else buf)
+            upd /= denom
+            x += upd
+
+        blockwise(kernel, (x, g, state["exp_avg"], state["exp_avg_sq"], state.get("max_exp_avg_sq")), scratch=2)
 
 
 class AdamW(Adam):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .optimizer import Optimizer, addcmul_, check_flag, check_real, effective_grad, lerp_
+from .optimizer import Optimizer, addcmul_, blockwise, check_flag, check_real, effective_grad, lerp_
 
 
 class RMSprop(Optimizer):
@@ -70,28 +70,29 @@ class RMSprop(Optimizer):
             state["grad_avg"] = np.zeros_like(x)
         state["step"] += 1
 
-        d = effective_grad(x, g, group["weight_decay"], group["maximize"])
-        sq = state["square_avg"]
-        tmp = np.empty_like(x)
-        sq *= alpha
-        addcmul_(sq, d, d, 1 - alpha, tmp)
-        if group["centered"]:
-            ga = state["grad_avg"]
-            lerp_(ga, d, 1 - alpha, tmp)
-            np.multiply(ga, ga, out=tmp)
-            avg = np.subtract(sq, tmp, out=tmp)
-            np.sqrt(avg, out=avg)
-        else:
-            avg = np.sqrt(sq, out=tmp)
-        avg += eps
+        wd, maximize, centered = group["weight_decay"], group["maximize"], group["centered"]
 
-        if momentum > 0:
-            buf = state["momentum_buffer"]
-            buf *= momentum
-            buf += np.divide(d, avg, out=avg)
-            x -= np.multiply(buf, lr, out=avg)
-        else:
-            # torch's addcdiv_: p + (-lr * g) / avg, in that order
-            upd = np.multiply(d, -lr, out=d if d is not g else None)
-            upd /= avg
-            x += upd
+        def kernel(x, g, sq, ga, buf, tmp, out):
+            d = effective_grad(x, g, wd, maximize)
+            sq *= alpha
+            addcmul_(sq, d, d, 1 - alpha, tmp)
+            if centered:
+                lerp_(ga, d, 1 - alpha, tmp)
+                np.multiply(ga, ga, out=tmp)
+                avg = np.subtract(sq, tmp, out=tmp)
+                np.sqrt(avg, out=avg)
+            else:
+                avg = np.sqrt(sq, out=tmp)
+            avg += eps
+            if momentum > 0:
+                buf *= momentum
+                buf += np.divide(d, avg, out=avg)
+                x -= np.multiply(buf, lr, out=avg)
+            else:
+                # torch's addcdiv_: p + (-lr * g) / avg, in that order
+                upd = np.multiply(d, -lr, out=d if d is not g else out)
+                upd /= avg
+                x += upd
+
+        blockwise(kernel, (x, g, state["square_avg"], state.get("grad_avg") if centered else None,
+                           state.get("momentum_buffer") if momentum > 0 else None), scratch=2)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._checks import fail
-from .optimizer import Optimizer, check_flag, check_real, effective_grad
+from .optimizer import Optimizer, blockwise, check_flag, check_real, effective_grad
 
 
 class SGD(Optimizer):
@@ -61,21 +61,27 @@ class SGD(Optimizer):
 
     def _update(self, x, g, state, group):
         lr, momentum, dampening = group["lr"], group["momentum"], group["dampening"]
-        d = effective_grad(x, g, group["weight_decay"], group["maximize"])
-        if momentum != 0:
-            buf = state.get("momentum_buffer")
-            if buf is None:
-                buf = state["momentum_buffer"] = np.array(d, copy=True)
-            else:
-                buf *= momentum
-                if dampening == 0:
-                    buf += d
+        wd, maximize, nesterov = group["weight_decay"], group["maximize"], group["nesterov"]
+        first = momentum != 0 and state.get("momentum_buffer") is None
+        if first:
+            state["momentum_buffer"] = np.empty_like(x)
+
+        def kernel(x, g, buf, tmp):
+            d = effective_grad(x, g, wd, maximize)
+            if momentum != 0:
+                if first:
+                    np.copyto(buf, d)
                 else:
-                    buf += d * (1.0 - dampening)
-            if group["nesterov"]:
-                d = np.add(d, buf * momentum, out=np.empty_like(x) if d is g else d)
-            else:
-                d = buf
-        owned = d is not g and d is not state.get("momentum_buffer")
-        step = np.multiply(d, lr, out=d if owned else None)
-        x -= step
+                    buf *= momentum
+                    if dampening == 0:
+                        buf += d
+                    else:
+                        buf += d * (1.0 - dampening)
+                if nesterov:
+                    d = np.add(d, buf * momentum, out=tmp if d is g else d)
+                else:
+                    d = buf
+            step = np.multiply(d, lr, out=d if d is not g and d is not buf else tmp)
+            x -= step
+
+        blockwise(kernel, (x, g, state.get("momentum_buffer") if momentum != 0 else None), scratch=1)
