@@ -1,7 +1,7 @@
 """MNIST training benchmark: convkit vs PyTorch, same recipe, epochs interleaved.
 
     python benchmarks/train_mnist.py [--epochs 3] [--data ../shared/data/mnist] [--threads 2]
-                                     [--limit N] [--no-torch]
+                                     [--seed 0] [--limit N] [--no-torch]
     python benchmarks/train_mnist.py --resnet20 [--batches 50]
 
 Recipe (the training issue's target): mnist_cnn, Adam lr 1e-3, batch 64,
@@ -70,17 +70,17 @@ def mnist_run(args):
     test = data.mnist(args.data, False, data.ToFloat())
     if args.limit:
         train = data.ArrayDataset(train.images[:args.limit], train.labels[:args.limit], train.transform)
-    convkit.manual_seed(0)
+    convkit.manual_seed(args.seed)
     net = models.mnist_cnn()
     opt = optim.Adam(net.parameters(), lr=1e-3)
-    loader = data.DataLoader(train, batch_size=64, shuffle=True, seed=0)
+    loader = data.DataLoader(train, batch_size=64, shuffle=True, seed=args.seed)
     test_loader = data.DataLoader(test, batch_size=1000)
     if torch is not None and not args.no_torch:
-        torch.manual_seed(0)
+        torch.manual_seed(args.seed)
         tnet, xs, ys = torch_mnist_cnn(), train.images.astype(np.float32) / 255, train.labels
         txt, tyt = test.images.astype(np.float32) / 255, test.labels
         topt = torch.optim.Adam(tnet.parameters(), lr=1e-3)
-        trng = np.random.default_rng(0)
+        trng = np.random.default_rng(args.seed)
     else:
         tnet = None
     print(f"mnist_cnn, Adam 1e-3, batch 64, {len(train):,} train / {len(test):,} test images, "
@@ -175,6 +175,7 @@ def main():
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--data", default=os.path.join(HERE, "..", "..", "shared", "data", "mnist"))
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--limit", type=int, default=0, help="train on the first N images only")
     p.add_argument("--no-torch", action="store_true")
     p.add_argument("--progress", action="store_true")
