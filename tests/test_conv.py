@@ -1,5 +1,6 @@
 """F.conv / F.conv_transpose and their vjps against the loop reference, PyTorch,
 finite differences and the adjoint identity."""
+import importlib
 import itertools
 
 import numpy as np
@@ -452,3 +453,47 @@ def test_depthwise_stride1_path_matches_reference_under_a_tiny_workspace(rng, n,
     kw = dict(groups=c, padding=((2, 1), (0, 2), (1, 1))[:n], dilation=dil, padding_mode="zeros")
     with convkit.workspace_limit(1024):
         _check_conv(rng, x.shape, w.shape, **kw)
+
+
+FOLD_GRID = [
+    # x shape, weight shape, keywords: the folded-columns path (stride 1 in the first dim)
+    ((2, 3, 7), (4, 3, 3), dict(padding=1)),
+    ((1, 2, 9), (3, 2, 2), dict(padding=((2, 1),), dilation=3)),
+    ((2, 3, 6, 5), (4, 3, 3, 3), dict(padding="same")),
+    ((2, 3, 7, 6), (4, 3, 2, 3), dict(stride=(1, 2), padding=((0, 2), (1, 0)))),
+    ((3, 2, 5, 7), (2, 2, 3, 2), dict(padding=((2, 1), (0, 1)), dilation=(2, 3))),
+    ((1, 4, 6, 6), (3, 4, 1, 3), dict(padding=1)),
+    ((1, 5, 5, 5), (2, 5, 5, 5), dict(padding=2)),
+    ((2, 2, 4, 5, 4), (3, 2, 2, 3, 2), dict(stride=(1, 2, 1), padding=1)),
+    ((1, 3, 5, 4, 6), (2, 3, 3, 2, 3), dict(padding=((1, 2), (0, 1), (2, 0)), dilation=(2, 1, 2))),
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("x_shape,w_shape,kw", FOLD_GRID)
+def test_folded_columns_match_reference(rng, monkeypatch, x_shape, w_shape, kw, dtype):
+    from convkit.functional import _conv_core
+    for name, value in [("_FOLD_MIN_RUN", 0), ("_FOLD_MIN_K0", 1), ("_FOLD_MIN_NDIM", 1),
+                        ("_FOLD_MAX_K0_FORWARD", 99)]:
+        monkeypatch.setattr(_conv_core, name, value)
+    calls = []
+    fold = _conv_core._fold_columns
+    monkeypatch.setattr(_conv_core, "_fold_columns", lambda *a: calls.append(1) or fold(*a))
+    x, w, b = (a.astype(dtype) for a in _arrays(rng, x_shape, w_shape, w_shape[0]))
+    tol = dict(rtol=1e-4, atol=1e-4) if dtype == np.float32 else dict(rtol=1e-10, atol=1e-10)
+    y = F.conv(x, w, b, **kw)
+    assert y.dtype == dtype and calls
+    np.testing.assert_allclose(y, R.conv(x, w, b, **kw), **tol)
+    g = rng.standard_normal(y.shape).astype(dtype)
+    for a, e in zip(F.conv_vjp(g, x, w, b, **kw), R.conv_vjp(g, x, w, b, **kw)):
+        assert a.dtype == dtype
+        np.testing.assert_allclose(a, e, **tol)
+    # the forward's kept (folded) columns serve the backward's weight gradient
+    calls.clear()
+    conv_mod = importlib.import_module("convkit.functional.conv")
+    y2, tape = conv_mod._conv_taped("conv", x, w, b, **kw)
+    assert len(calls) == 1
+    np.testing.assert_allclose(y2, y, **tol)
+    for a, e in zip(conv_mod._conv_taped_vjp(g, tape), R.conv_vjp(g, x, w, b, **kw)):
+        np.testing.assert_allclose(a, e, **tol)
+    assert len(calls) == 1

@@ -13,6 +13,11 @@ Without groups and with enough input channels the columns are channels last
 grad_input's columns are made and added back a few samples at a time in one
 reused buffer. The forward can keep its columns for the backward
 (``keep=True``), which then skips im2col for grad_weight.
+
+With stride 1 in the first dim, forward and grad_weight may instead use folded
+columns (_fold_ok): im2col over all kernel dims but the first, the first padded
+dim outermost, so each first-dim kernel offset's columns are one row slab and
+its product one GEMM. Kept folded columns are wrapped in _Folded.
 """
 from __future__ import annotations
 
@@ -21,7 +26,7 @@ import math
 import numpy as np
 
 from . import _depthwise
-from ._im2col import col2im_add, col2im_cl_add, im2col, im2col_cl, plan_chunks, row_span
+from ._im2col import col2im_add, col2im_cl_add, im2col, im2col_cl, im2col_fold, plan_chunks, row_span
 from .padding import pad_nd
 
 
@@ -85,6 +90,83 @@ def _sample_view(cols, groups, n):
     return cols.reshape(groups, cols.shape[0] // groups, n, -1).transpose(2, 0, 1, 3)
 
 
+# Folded columns (see _fold_ok) when a window row is this many contiguous elements, and the first
+# kernel dim has at least this many taps; tests lower both to force the path.
+_FOLD_MIN_RUN = _CL_MIN_RUN
+_FOLD_MIN_K0 = 2
+# Measured: 1-D (columns = the input, products too thin) and forwards of many first-dim taps (one
+# accumulation pass over the result per tap) are slower folded.
+_FOLD_MIN_NDIM = 2
+_FOLD_MAX_K0_FORWARD = 3
+
+
+class _Folded:
+    """Forward columns kept in the folded layout, so that backward does not mistake them for im2col's."""
+
+    def __init__(self, cols):
+        self.cols = cols
+
+
+def _fold_ok(c, w, stride, pads, dilation, groups, chunks, forward=False):
+    """Columns over all kernel dims but the first, one product per first-dim offset: for stride 1
+    in the first dim the offsets' columns are row slabs of one (Dp*M, prod(K[1:])*C) matrix, about
+    K[0] times smaller than im2col's. Whole batch in one chunk only (it is no larger than im2col's)."""
+    run = c * (w.shape[-1] if dilation[-1] == 1 else 1)
+    return (groups == 1 and len(chunks) == 1 and stride[0] == 1 and w.shape[2] >= _FOLD_MIN_K0
+            and run >= _FOLD_MIN_RUN and all(lo >= 0 and hi >= 0 for lo, hi in pads)
+            and w.ndim - 2 >= _FOLD_MIN_NDIM and (not forward or w.shape[2] <= _FOLD_MAX_K0_FORWARD))
+
+
+def _fold_columns(x, pads, kernel, stride, dilation, out):
+    """The folded columns (Dp*N*prod(O[1:]), prod(K[1:])*C) of the whole batch."""
+    n, c = x.shape[:2]
+    sp = tuple(s + lo + hi for s, (lo, hi) in zip(x.shape[2:], pads))
+    xq = np.zeros((sp[0], n) + sp[1:] + (c,), x.dtype)
+    inner = tuple(slice(lo, lo + s) for (lo, _), s in zip(pads, x.shape[2:]))
+    xq[(inner[0], slice(None)) + inner[1:]] = np.moveaxis(x, (2, 1), (0, -1))
+    cols = im2col_fold(xq, kernel, stride, dilation, out)
+    return cols.reshape(sp[0] * n * math.prod(out[1:]), -1)
+
+
+def _forward_fold(x, w, pads, stride, dilation, out, bias, y, cols=None):
+    """y (N, K, *O) = sum over first-dim offsets kd of slab_kd @ W[:, :, kd]^T; returns the columns."""
+    n_, k_out, k0 = x.shape[0], w.shape[0], w.shape[2]
+    if cols is None:
+        cols = _fold_columns(x, pads, w.shape[2:], stride, dilation, out)
+    m = n_ * math.prod(out[1:])
+    rows = out[0] * m
+    wt = np.moveaxis(w, (2, 1), (0, -1)).reshape(k0, k_out, -1).transpose(0, 2, 1)  # (K0, prod(K[1:])*C, K)
+    acc = np.matmul(cols[:rows], wt[0])
+    tmp = np.empty_like(acc) if k0 > 1 else None
+    for kd in range(1, k0):
+        s = kd * dilation[0] * m
+        acc += np.matmul(cols[s:s + rows], wt[kd], out=tmp)
+    v = np.moveaxis(acc.reshape((out[0], n_) + tuple(out[1:]) + (k_out,)), (1, -1), (0, 1))
+    if bias is None:
+        np.copyto(y, v)
+    else:
+        np.add(v, bias.reshape((-1,) + (1,) * len(out)), out=y)
+    return cols
+
+
+def _weight_grad_fold(x, w, g, pads, stride, dilation, cols=None):
+    """gW[:, :, kd] = (slab_kd^T @ g (O[0]*M, K))^T over the folded columns."""
+    k_out, k0, c = w.shape[0], w.shape[2], w.shape[1]
+    out = g.shape[2:]
+    if cols is None:
+        cols = _fold_columns(x, pads, w.shape[2:], stride, dilation, out)
+    m = x.shape[0] * math.prod(out[1:])
+    rows = out[0] * m
+    gm = np.ascontiguousarray(np.moveaxis(g, (0, 1), (1, -1))).reshape(rows, k_out)  # (O[0], N, *O[1:], K)
+    # (prod(K[1:])*C, K) products: OpenBLAS splits these well; the (K, prod(K[1:])*C) ones can crawl
+    gw = np.empty((k0, cols.shape[1], k_out), x.dtype)
+    for kd in range(k0):
+        s = kd * dilation[0] * m
+        np.matmul(cols[s:s + rows].T, gm, out=gw[kd])
+    gw = gw.reshape((k0,) + tuple(w.shape[3:]) + (c, k_out))
+    return np.ascontiguousarray(np.moveaxis(gw, (0, -2, -1), (2, 1, 0)))
+
+
 def forward(x, w, stride, pads, dilation, groups, out, keep=False, bias=None):
     """y (N, K, *O) = conv(x, w) with zero padding ``pads``; x and w share a dtype.
 
@@ -105,6 +187,9 @@ def forward(x, w, stride, pads, dilation, groups, out, keep=False, bias=None):
     y = np.empty((n_, k_out) + tuple(out), dtype=x.dtype)
     cell = _cell_bytes(c, kernel, k_out, x.itemsize)
     chunks = list(plan_chunks(n_, out, cell))
+    if _fold_ok(c, w, stride, pads, dilation, groups, chunks, forward=True):
+        cols = _forward_fold(x, w, pads, stride, dilation, out, bias, y)
+        return (y, _Folded(cols)) if keep else y
     cols = None
     for n0, n1, r0, r1 in chunks:
         oc = (r1 - r0,) + tuple(out[1:])
@@ -144,7 +229,12 @@ def backward(x, w, g, stride, pads, dilation, groups, need_x=True, need_w=True, 
     out = g.shape[2:]
     cl = _channels_last(c, w, pads, dilation, groups)
     chunks = list(plan_chunks(n_, out, _cell_bytes(c, kernel, k_out, x.itemsize)))
-    if len(chunks) != 1:
+    kept_im2col = cols is not None and not isinstance(cols, _Folded)  # then one product, no columns to make
+    if need_w and not kept_im2col and _fold_ok(c, w, stride, pads, dilation, groups, chunks):
+        gw = _weight_grad_fold(x, w, g, pads, stride, dilation, cols.cols if isinstance(cols, _Folded) else None)
+        gx = backward(x, w, g, stride, pads, dilation, groups, need_w=False)[0] if need_x else None
+        return gx, gw
+    if len(chunks) != 1 or isinstance(cols, _Folded):
         cols = None
     if cl:
         return _backward_cl(x, w, g, stride, pads, dilation, need_x, need_w, chunks, cols)
