@@ -497,3 +497,25 @@ def test_folded_columns_match_reference(rng, monkeypatch, x_shape, w_shape, kw, 
     for a, e in zip(conv_mod._conv_taped_vjp(g, tape), R.conv_vjp(g, x, w, b, **kw)):
         np.testing.assert_allclose(a, e, **tol)
     assert len(calls) == 1
+
+
+@pytest.mark.parametrize("x_shape,stride", [((2, 5, 7, 6), 1), ((2, 5, 7, 6), 2), ((2, 5, 7, 6), (2, 3)),
+                                            ((3, 4, 9), 1), ((3, 4, 9), 2), ((1, 3, 4, 5, 6), (1, 2, 2)),
+                                            ((4, 6, 5), 3)])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_pointwise_path_matches_reference(rng, x_shape, stride, dtype):
+    """1x1 convolutions take a matrix-product path with no columns: check it against the loops."""
+    nd = len(x_shape) - 2
+    x = rng.standard_normal(x_shape).astype(dtype)
+    w = rng.standard_normal((3, x_shape[1]) + (1,) * nd).astype(dtype)
+    b = rng.standard_normal(3).astype(dtype)
+    tol = dict(rtol=1e-5, atol=1e-5) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-12)
+    y = F.conv(x, w, b, stride=stride)
+    np.testing.assert_allclose(y, R.conv(x, w, b, stride=stride), **tol)
+    g = rng.standard_normal(y.shape).astype(dtype)
+    for ours, ref in zip(F.conv_vjp(g, x, w, b, stride=stride), R.conv_vjp(g, x, w, b, stride=stride)):
+        np.testing.assert_allclose(ours, ref, **tol)
+    with convkit.workspace_limit(1024):  # one sample per step
+        np.testing.assert_allclose(F.conv(x, w, b, stride=stride), y, **tol)
+        np.testing.assert_allclose(F.conv_vjp(g, x, w, b, stride=stride)[1],
+                                   R.conv_vjp(g, x, w, b, stride=stride)[1], **tol)

@@ -25,6 +25,7 @@ import math
 
 import numpy as np
 
+from .._config import get_workspace_limit
 from . import _depthwise
 from ._im2col import col2im_add, col2im_cl_add, im2col, im2col_cl, im2col_fold, plan_chunks, row_span
 from .padding import pad_nd
@@ -167,6 +168,55 @@ def _weight_grad_fold(x, w, g, pads, stride, dilation, cols=None):
     return np.ascontiguousarray(np.moveaxis(gw, (0, -2, -1), (2, 1, 0)))
 
 
+# ------------------------------------------------------------------ 1x1 (pointwise)
+# A 1x1 convolution without padding is a matrix product per sample, (K, C) @ (C, P):
+# no columns at all (a stride only subsamples the input first).
+
+
+def _pointwise_ok(w, pads, groups):
+    return groups == 1 and all(k == 1 for k in w.shape[2:]) and all(lo == 0 == hi for lo, hi in pads)
+
+
+def _sample_steps(n_, per_sample_bytes):
+    """Batch slices whose temporaries stay within the workspace limit (at least one sample each)."""
+    step = max(1, get_workspace_limit() // max(1, per_sample_bytes))
+    return [(i, min(n_, i + step)) for i in range(0, n_, step)]
+
+
+def _subsample(stride, out):
+    return tuple(slice(None, s * (o - 1) + 1, s) for s, o in zip(stride, out))
+
+
+def _pointwise_forward(x, w, stride, out, bias):
+    n_, c = x.shape[:2]
+    k, p = w.shape[0], math.prod(out)
+    wm, sub = w.reshape(k, c), _subsample(stride, out)
+    y = np.empty((n_, k) + tuple(out), dtype=x.dtype)
+    for n0, n1 in _sample_steps(n_, (c + k) * p * x.itemsize):
+        xs = x[(slice(n0, n1), slice(None)) + sub].reshape(n1 - n0, c, p)  # a copy only when strided
+        np.matmul(wm, xs, out=y[n0:n1].reshape(n1 - n0, k, p))
+    if bias is not None:
+        y += bias.reshape((-1,) + (1,) * len(out))
+    return y
+
+
+def _pointwise_backward(x, w, g, stride, need_x, need_w):
+    n_, c = x.shape[:2]
+    k, out = w.shape[0], g.shape[2:]
+    p, wm, sub = math.prod(out), w.reshape(k, c), _subsample(stride, out)
+    strided = any(s > 1 for s in stride)
+    gx = (np.zeros if strided else np.empty)(x.shape, dtype=x.dtype) if need_x else None
+    gw = np.zeros((k, c), dtype=x.dtype) if need_w else None
+    for n0, n1 in _sample_steps(n_, (2 * c + k) * p * x.itemsize):
+        gs = g[n0:n1].reshape(n1 - n0, k, p)
+        if need_w:
+            xs = x[(slice(n0, n1), slice(None)) + sub].reshape(n1 - n0, c, p)
+            gw += np.matmul(gs, xs.transpose(0, 2, 1)).sum(axis=0)
+        if need_x:
+            gx[(slice(n0, n1), slice(None)) + sub] = np.matmul(wm.T, gs).reshape((n1 - n0, c) + tuple(out))
+    return gx, (gw.reshape(w.shape) if need_w else None)
+
+
 def forward(x, w, stride, pads, dilation, groups, out, keep=False, bias=None):
     """y (N, K, *O) = conv(x, w) with zero padding ``pads``; x and w share a dtype.
 
@@ -179,6 +229,9 @@ def forward(x, w, stride, pads, dilation, groups, out, keep=False, bias=None):
         y = _depthwise.forward(x, w, pads, dilation, out)
         if bias is not None:
             y += bias.reshape((-1,) + (1,) * len(out))
+        return (y, None) if keep else y
+    if _pointwise_ok(w, pads, groups):
+        y = _pointwise_forward(x, w, stride, out, bias)
         return (y, None) if keep else y
     k_out, kernel = w.shape[0], w.shape[2:]
     cl = _channels_last(c, w, pads, dilation, groups)
@@ -225,6 +278,8 @@ def backward(x, w, g, stride, pads, dilation, groups, need_x=True, need_w=True, 
     n_, c = x.shape[:2]
     if _depthwise.applicable(c, w, stride, groups):
         return _depthwise.backward(x, w, g, pads, dilation, need_x, need_w)
+    if _pointwise_ok(w, pads, groups):
+        return _pointwise_backward(x, w, g, stride, need_x, need_w)
     k_out, kernel = w.shape[0], w.shape[2:]
     out = g.shape[2:]
     cl = _channels_last(c, w, pads, dilation, groups)
