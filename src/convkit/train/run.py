@@ -37,6 +37,10 @@ OPTIMIZERS = {"sgd": lambda p, lr: optim.SGD(p, lr=lr, momentum=0.9, weight_deca
               "adamw": lambda p, lr: optim.AdamW(p, lr=lr)}
 
 
+def _plural(n, word):
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
 def parse_data_spec(spec):
     """"mnist:DIR" -> ("mnist", "DIR"); "digits" -> ("digits", None); a clear error otherwise."""
     name, _, folder = str(spec).partition(":")
@@ -165,7 +169,8 @@ def train_run(data_spec="digits", model=None, epochs=None, batch_size=64, optimi
     out.mkdir(parents=True, exist_ok=True)
     n_params = sum(p.numel() for p in net.parameters())
     log(f"convkit train: {model_name} ({n_params:,} parameters) on {name}: {len(train_set):,} train / "
-        f"{len(test_set):,} test images, {epochs} epochs, batch {batch_size}, {optimizer} lr {lr}, seed {seed}")
+        f"{len(test_set):,} test images, {_plural(epochs, 'epoch')}, batch {batch_size}, {optimizer} lr {lr}, "
+        f"seed {seed}")
 
     def write(history):
         _write_json(out / "metrics.json", {"config": config, "epochs": history})
@@ -182,7 +187,7 @@ def train_run(data_spec="digits", model=None, epochs=None, batch_size=64, optimi
     if last is not None:
         total = sum(h["seconds"] for h in history)
         log(f"done: test accuracy {last['test_accuracy']:.4f}, test loss {last['test_loss']:.4f} after "
-            f"{last['epoch']} epochs ({total:.1f} s of training)")
+            f"{_plural(last['epoch'], 'epoch')} ({total:.1f} s of training)")
     log(f"wrote {out / 'metrics.json'}, {ckpt}" + (f", {out / 'curves.png'}" if drew else
                                                    " (curves.png needs matplotlib: pip install convkit[plot])"))
     return metrics
