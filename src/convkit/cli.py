@@ -99,11 +99,11 @@ def _load_inputs(paths):
 def _predict(args):
     import numpy as np
 
-    from convkit.train.run import load_trained, predict_run
+    from convkit.train.run import classify, load_trained
 
-    _, config = load_trained(args.checkpoint)
+    net, config = load_trained(args.checkpoint)
     for path, x in zip(args.inputs, _load_inputs(args.inputs)):
-        classes, probs = predict_run(args.checkpoint, x)
+        classes, probs = classify(net, config, x)
         for i, (c, p) in enumerate(zip(classes, probs)):
             top = np.argsort(p)[::-1][:3]
             label = f"{path}" + (f"[{i}]" if len(classes) > 1 else "")

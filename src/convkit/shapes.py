@@ -58,6 +58,15 @@ def resolve_padding(padding, input_shape, kernel_size, stride=1, dilation=1, *, 
     return p
 
 
+def padded_shape(shape, pads):
+    """Spatial sizes after zero padding by (lo, hi) pairs: ``W + P_lo + P_hi`` per dim.
+
+    >>> padded_shape((28, 28), ((2, 2), (1, 0)))
+    (32, 29)
+    """
+    return tuple(s + lo + hi for s, (lo, hi) in zip(shape, pads))
+
+
 def _arith(w, f, s, p, d):
     lo, hi = p
     fe = d * (f - 1) + 1

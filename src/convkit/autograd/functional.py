@@ -69,9 +69,9 @@ def dispatch(fn, args, kwargs):
     first = next(iter(_signature(fn).parameters))
     diff = _DIFFERENTIABLE.get(base, (first,))
     parents = tuple(params.get(k) if isinstance(params.get(k), Tensor) else None for k in diff)
+    if base.startswith("dropout") and arrays.get("generator") is None:
+        arrays["generator"] = _random.default_generator()  # so manual_seed makes Tensor dropout repeatable
     if not (is_grad_enabled() and any(p is not None and p.requires_grad for p in parents)):
-        if base.startswith("dropout") and arrays.get("generator") is None:
-            arrays["generator"] = _random.default_generator()
         return _wrap(fn(**arrays))
     special = _SPECIAL.get(base)
     if special is not None:
@@ -104,8 +104,6 @@ def _max_pool(fn, name, arrays, parents):
 
 
 def _dropout(fn, name, arrays, parents):
-    if arrays.get("generator") is None:
-        arrays["generator"] = _random.default_generator()
     y, mask = fn(**dict(arrays, return_mask=True))
     t = result(y, parents, lambda g: (F.dropout_vjp(g, mask),), f"{name}_backward")
     return (t, Tensor(mask)) if arrays.get("return_mask") else t

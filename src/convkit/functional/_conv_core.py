@@ -26,6 +26,7 @@ import math
 import numpy as np
 
 from .._config import get_workspace_limit
+from ..shapes import padded_shape
 from . import _depthwise
 from ._im2col import col2im_add, col2im_cl_add, im2col, im2col_cl, im2col_fold, plan_chunks, row_span
 from .padding import pad_nd
@@ -50,15 +51,20 @@ def _chunk_input(x, n0, n1, pads, r0, r1, kernel, stride, dilation):
 _CL_MIN_RUN = 16
 
 
-def _channels_last(c, w, pads, dilation, groups):
+def _long_rows(c, w, pads, dilation, groups, min_run):
+    """No groups, no cropping, and a window row (last-dim taps times channels) of >= min_run contiguous elements."""
     run = c * (w.shape[-1] if dilation[-1] == 1 else 1)
-    return groups == 1 and run >= _CL_MIN_RUN and all(lo >= 0 and hi >= 0 for lo, hi in pads)
+    return groups == 1 and run >= min_run and all(lo >= 0 and hi >= 0 for lo, hi in pads)
+
+
+def _channels_last(c, w, pads, dilation, groups):
+    return _long_rows(c, w, pads, dilation, groups, _CL_MIN_RUN)
 
 
 def _chunk_input_cl(x, n0, n1, pads, r0, r1, kernel, stride, dilation):
     """_chunk_input, channels last and contiguous: (n, rows, *Sp[1:], C), in one copy (pads >= 0)."""
     a, b = row_span(r0, r1, kernel[0], stride[0], dilation[0])
-    sp = tuple(s + lo + hi for s, (lo, hi) in zip(x.shape[2:], pads))
+    sp = padded_shape(x.shape[2:], pads)
     xp = np.zeros((n1 - n0, b - a) + sp[1:] + (x.shape[1],), x.dtype)
     lo0 = pads[0][0]
     i0, i1 = max(a - lo0, 0), min(b - lo0, x.shape[2])
@@ -112,16 +118,15 @@ def _fold_ok(c, w, stride, pads, dilation, groups, chunks, forward=False):
     """Columns over all kernel dims but the first, one product per first-dim offset: for stride 1
     in the first dim the offsets' columns are row slabs of one (Dp*M, prod(K[1:])*C) matrix, about
     K[0] times smaller than im2col's. Whole batch in one chunk only (it is no larger than im2col's)."""
-    run = c * (w.shape[-1] if dilation[-1] == 1 else 1)
-    return (groups == 1 and len(chunks) == 1 and stride[0] == 1 and w.shape[2] >= _FOLD_MIN_K0
-            and run >= _FOLD_MIN_RUN and all(lo >= 0 and hi >= 0 for lo, hi in pads)
-            and w.ndim - 2 >= _FOLD_MIN_NDIM and (not forward or w.shape[2] <= _FOLD_MAX_K0_FORWARD))
+    return (_long_rows(c, w, pads, dilation, groups, _FOLD_MIN_RUN) and len(chunks) == 1 and stride[0] == 1
+            and w.shape[2] >= _FOLD_MIN_K0 and w.ndim - 2 >= _FOLD_MIN_NDIM
+            and (not forward or w.shape[2] <= _FOLD_MAX_K0_FORWARD))
 
 
 def _fold_columns(x, pads, kernel, stride, dilation, out):
     """The folded columns (Dp*N*prod(O[1:]), prod(K[1:])*C) of the whole batch."""
     n, c = x.shape[:2]
-    sp = tuple(s + lo + hi for s, (lo, hi) in zip(x.shape[2:], pads))
+    sp = padded_shape(x.shape[2:], pads)
     xq = np.zeros((sp[0], n) + sp[1:] + (c,), x.dtype)
     inner = tuple(slice(lo, lo + s) for (lo, _), s in zip(pads, x.shape[2:]))
     xq[(inner[0], slice(None)) + inner[1:]] = np.moveaxis(x, (2, 1), (0, -1))
@@ -297,7 +302,7 @@ def backward(x, w, g, stride, pads, dilation, groups, need_x=True, need_w=True, 
     gw = np.zeros_like(wg) if need_w else None
     gxp = None
     if need_x:
-        gxp = np.zeros((n_, c) + tuple(s + lo + hi for s, (lo, hi) in zip(x.shape[2:], pads)), dtype=x.dtype)
+        gxp = np.zeros((n_, c) + padded_shape(x.shape[2:], pads), dtype=x.dtype)
     for n0, n1, r0, r1 in chunks:
         oc = (r1 - r0,) + tuple(out[1:])
         m = (n1 - n0) * math.prod(oc)
@@ -333,7 +338,7 @@ def _backward_cl(x, w, g, stride, pads, dilation, need_x, need_w, chunks, cols):
     out = g.shape[2:]
     gw = np.zeros((k_out, math.prod(kernel) * c), x.dtype) if need_w else None
     if need_x:
-        sp = tuple(s + lo + hi for s, (lo, hi) in zip(x.shape[2:], pads))
+        sp = padded_shape(x.shape[2:], pads)
         gxp = np.zeros((n_,) + sp + (c,), dtype=x.dtype)
         wm = np.moveaxis(w, 1, -1).reshape(k_out, -1)
     for n0, n1, r0, r1 in chunks:

@@ -16,6 +16,7 @@ import math
 import numpy as np
 
 from .._config import get_workspace_limit
+from ..shapes import padded_shape
 from .._parallel import run_blocks
 
 
@@ -91,7 +92,7 @@ def backward(x, w, g, pads, dilation, need_x=True, need_w=True):
 
 
 def _padded(x, pads):
-    return tuple(s + lo + hi for s, (lo, hi) in zip(x.shape[2:], pads))
+    return padded_shape(x.shape[2:], pads)
 
 
 def _forward(x, w, pads, dilation, out):

@@ -85,7 +85,7 @@ def fold(cols, output_size, kernel_size, dilation=1, padding=0, stride=1):
         C.fail(op, "input.shape[2]", f"the number of windows {math.prod(out)} = {'*'.join(map(str, out))}",
                cols.shape[2])
     nb, c = cols.shape[0], cols.shape[1] // kk
-    padded = (nb, c) + tuple(sz + lo + hi for sz, (lo, hi) in zip(size, p))
+    padded = (nb, c) + shapes.padded_shape(size, p)
     img = np.zeros(padded, dtype=cols.dtype)
     # (N, C, *K, *O) -> the (C, *K, N, *O) layout col2im_add expects, as a view
     v = cols.reshape((nb, c) + k + out)

@@ -75,7 +75,7 @@ def summary(model, input_shape, dtype=np.float32):
     result = Summary(shape, total_params=sum(p.numel() for p in model.parameters()))
     handles = []
     for name, m in model.named_modules():
-        if next(m.children(), None) is None and m is not model or (m is model and next(m.children(), None) is None):
+        if next(m.children(), None) is None:  # a leaf layer (or a model that is one layer)
             def hook(mod, inputs, out, name=name):
                 o = out[0] if isinstance(out, tuple) else out
                 result.rows.append(LayerRow(name or type(mod).__name__, type(mod).__name__, tuple(o.shape[1:]),

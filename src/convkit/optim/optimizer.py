@@ -28,7 +28,7 @@ from collections.abc import Iterable, Mapping
 
 import numpy as np
 
-from .._checks import fail, real_number, same_shape
+from .._checks import fail, flag, real_number, same_shape
 from .._parallel import num_threads, run_blocks
 from ..autograd import Tensor, enable_grad
 
@@ -274,10 +274,8 @@ def check_real(op, group, name, low=None, high=None, low_open=False, high_open=F
 
 
 def check_flag(op, group, name):
-    value = group[name]
-    if not isinstance(value, (bool, np.bool_)):
-        fail(op, name, "a bool", value, TypeError)
-    group[name] = bool(value)
+    """group[name] as a Python bool (see convkit._checks.flag)."""
+    group[name] = flag(op, name, group[name])
     return group[name]
 
 

@@ -68,6 +68,35 @@ def _digest(meta_bytes, arrays):
     return h.hexdigest()
 
 
+def atomic_write(path, write, mode="wb"):
+    """Call ``write(f)`` on a temporary file beside ``path``, fsync it, and rename it over ``path``.
+
+    A crash at any moment leaves either the old file or the whole new one; on an error the
+    temporary file is removed and ``path`` is untouched.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, mode) as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    try:  # make the rename itself durable
+        dfd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+    except OSError:
+        pass
+    return path
+
+
 def save_checkpoint(path, state):
     """Write ``state`` (a dict tree of plain values and arrays) to ``path`` atomically.
 
@@ -80,28 +109,7 @@ def save_checkpoint(path, state):
     entries = {"__meta__": np.frombuffer(meta_bytes, np.uint8),
                "__checksum__": np.frombuffer(_digest(meta_bytes, arrays).encode(), np.uint8)}
     entries.update({f"a/{i}": a for i, a in enumerate(arrays)})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **entries)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    try:  # make the rename itself durable
-        dfd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    except OSError:
-        pass
+    atomic_write(path, lambda f: np.savez(f, **entries))
     return path
 
 

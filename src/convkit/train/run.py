@@ -13,15 +13,13 @@ writes into the output folder:
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from .. import _random, data, models, optim
-from ..autograd import Tensor, no_grad
-from .checkpoint import load_checkpoint
+from .. import functional as F
+from .checkpoint import atomic_write, load_checkpoint
 from .fit import evaluate, fit, predict
 
 # Per data set: the model and epochs `convkit train` uses when not told, the pixel scale, the shape.
@@ -87,18 +85,10 @@ def build_model(name, dataset):
 
 
 def _write_json(path, obj):
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=2)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    def write(f):
+        json.dump(obj, f, indent=2)
+        f.write("\n")
+    atomic_write(path, write, "w")
 
 
 def plot_curves(history, path):
@@ -122,10 +112,10 @@ def plot_curves(history, path):
         ax.grid(alpha=0.3)
         ax.legend()
     fig.tight_layout()
-    tmp = Path(path).with_name(f".{Path(path).name}.tmp.png")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    os.replace(tmp, path)
+    try:
+        atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=100))
+    finally:
+        plt.close(fig)
     return True
 
 
@@ -235,10 +225,7 @@ def prepare_input(x, config):
     return x
 
 
-def predict_run(checkpoint, x):
-    """(predicted classes, class probabilities) of a trained checkpoint for the images ``x``."""
-    net, config = load_trained(checkpoint)
-    logits = predict(net, prepare_input(x, config))
-    with no_grad():
-        probs = Tensor(logits).softmax(1).data
+def classify(net, config, x):
+    """(predicted classes, class probabilities) of a model from :func:`load_trained` for the images ``x``."""
+    probs = F.softmax(predict(net, prepare_input(x, config)), 1)
     return np.argmax(probs, 1), probs
