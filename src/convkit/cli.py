@@ -169,6 +169,14 @@ def build_parser():
     s.add_argument("--model", required=True)
     s.add_argument("--input", required=True, help="C x H x W, e.g. 1x28x28")
     s.set_defaults(func=_summary)
+
+    # Subcommands that live beside the parts of the library they drive; each module's
+    # add_commands(sub) registers its parsers and imports nothing heavy until a command runs.
+    from convkit.explain.cli import add_commands as explain_commands
+    from convkit.onnx.cli import add_commands as onnx_commands
+
+    explain_commands(sub)
+    onnx_commands(sub)
     return p
 
 
