@@ -1,12 +1,19 @@
 """Layer suite: convkit vs PyTorch CPU, forward + grad_x + grad_w, interleaved.
 
     python benchmarks/conv_suite.py [--repeats 7] [--threads 2] [--dtype float32] [--only NAME]
+                                    [--autotune] [--both-coretypes]
 
 Each repeat times convkit then PyTorch on the same layer, so both see the
 same machine load; the table reports medians, the ratio convkit/PyTorch
 (< 1 is faster), GFLOP/s counted as direct convolution (2 * MACs per pass,
-three passes), and convkit's peak extra memory (tracemalloc) for one
+three passes) and as a share of the measured SGEMM ceiling (a 2048^3
+float32 matrix product through NumPy), the algorithms convkit chose
+(forward/backward), and convkit's peak extra memory (tracemalloc) for one
 forward+backward. PyTorch is optional: without it only convkit is timed.
+
+--both-coretypes runs the suite a second time in a fresh process with the
+other OpenBLAS core type (SkylakeX's AVX-512 kernels or Haswell's AVX2 ones:
+OPENBLAS_CORETYPE is read only when NumPy loads OpenBLAS).
 """
 from __future__ import annotations
 
@@ -14,6 +21,7 @@ import argparse
 import math
 import os
 import statistics
+import subprocess
 import sys
 import time
 import tracemalloc
@@ -21,7 +29,9 @@ import tracemalloc
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "src"))
+import convkit  # noqa: E402
 import convkit.functional as F  # noqa: E402
+from convkit._blas import blas_info  # noqa: E402
 
 try:
     import torch
@@ -101,6 +111,34 @@ def flops(case, x_shape, y_shape):
     return 3 * 2 * macs
 
 
+def sgemm_ceiling(repeats=5, n=2048):
+    """GFLOP/s of the best of ``repeats`` n^3 float32 matrix products through NumPy."""
+    a = np.random.default_rng(1).standard_normal((n, n)).astype(np.float32)
+    out = np.empty_like(a)
+    np.matmul(a, a, out=out)
+    best = min(_timed(lambda: np.matmul(a, a, out=out)) for _ in range(repeats))
+    return 2 * n ** 3 / best / 1e9
+
+
+def _timed(fn):
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def algorithms(case, x, w, kw):
+    """convkit's choice, forward/backward (for a transposed conv: of the conv it is the gradient of)."""
+    name, kind = case[:2]
+    if kind == "maxpool":
+        return "-"
+    if kind == "conv":
+        a = F.conv_algorithms(x.shape, w.shape, **kw)
+        return f"{a['forward']}/{a['backward']}"
+    y = F.conv_transpose(x[:1], w, None, **kw)
+    a = F.conv_algorithms((x.shape[0],) + y.shape[1:], w.shape, **kw)
+    return f"{a['backward']}/{a['forward']}"
+
+
 def peak_memory(fn):
     tracemalloc.start()
     fn()
@@ -115,13 +153,25 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--dtype", default="float32")
     ap.add_argument("--only", default=None, help="run the layers whose name contains this")
+    ap.add_argument("--autotune", action="store_true", help="let convkit measure its algorithms per shape")
+    ap.add_argument("--both-coretypes", action="store_true",
+                    help="then run again in a fresh process with the other OpenBLAS core type")
     args = ap.parse_args(argv)
     rng = np.random.default_rng(0)
     if torch is not None:
         torch.set_num_threads(args.threads)
+    convkit.set_num_threads(args.threads)
+    F.set_autotune(args.autotune)
+    core = blas_info()["corename"] or "unknown"
+    ceiling = sgemm_ceiling()
     print(f"convkit conv suite, {args.dtype}, {args.repeats} repeats, torch "
-          f"{torch.__version__ if torch else 'absent'} at {args.threads} threads")
-    print(f"{'layer':24s} {'convkit ms':>11s} {'torch ms':>9s} {'ratio':>6s} {'GFLOP/s':>8s} {'peak MiB':>9s}")
+          f"{torch.__version__ if torch else 'absent'} at {args.threads} threads"
+          + (", autotune" if args.autotune else ""))
+    print(f"OpenBLAS core type {core}"
+          + (f" (OPENBLAS_CORETYPE={os.environ['OPENBLAS_CORETYPE']})" if os.environ.get("OPENBLAS_CORETYPE") else
+             " (default)") + f"; SGEMM ceiling {ceiling:.0f} GFLOP/s (2048^3, float32, NumPy)")
+    print(f"{'layer':24s} {'convkit ms':>11s} {'torch ms':>9s} {'ratio':>6s} {'GFLOP/s':>8s} {'%ceil':>6s} "
+          f"{'peak MiB':>9s}  algorithm")
     ratios = []
     for case in SUITE:
         if args.only and args.only not in case[0]:
@@ -151,17 +201,24 @@ def main(argv=None):
             y_shape = None
         fl = flops(case, x.shape, y_shape)
         m_ours = statistics.median(ours)
-        gf = f"{fl / m_ours / 1e9:8.1f}" if fl else f"{'-':>8s}"
+        gf = f"{fl / m_ours / 1e9:8.1f} {100 * fl / m_ours / 1e9 / ceiling:5.0f}%" if fl else f"{'-':>8s} {'-':>6s}"
+        alg = algorithms(case, x, w, kw)
         if torch:
             m_t = statistics.median(theirs)
             ratios.append(m_ours / m_t)
-            print(f"{case[0]:24s} {m_ours * 1e3:11.2f} {m_t * 1e3:9.2f} {m_ours / m_t:6.2f} {gf} {mem:9.1f}")
+            print(f"{case[0]:24s} {m_ours * 1e3:11.2f} {m_t * 1e3:9.2f} {m_ours / m_t:6.2f} {gf} {mem:9.1f}  {alg}")
         else:
-            print(f"{case[0]:24s} {m_ours * 1e3:11.2f} {'-':>9s} {'-':>6s} {gf} {mem:9.1f}")
+            print(f"{case[0]:24s} {m_ours * 1e3:11.2f} {'-':>9s} {'-':>6s} {gf} {mem:9.1f}  {alg}")
         sys.stdout.flush()
     if ratios:
         gm = math.exp(sum(map(math.log, ratios)) / len(ratios))
         print(f"geometric mean ratio convkit/torch: {gm:.2f}  (worst {max(ratios):.2f})")
+    if args.both_coretypes:
+        other = "Haswell" if core.lower().startswith("skylake") or core.lower().startswith("cooperlake") \
+            or core.lower().startswith("sapphire") else "SkylakeX"
+        rest = [a for a in (argv if argv is not None else sys.argv[1:]) if a != "--both-coretypes"]
+        print(f"\n--- again with OPENBLAS_CORETYPE={other} (a fresh process) ---", flush=True)
+        subprocess.run([sys.executable, __file__, *rest], env=dict(os.environ, OPENBLAS_CORETYPE=other), check=True)
 
 
 if __name__ == "__main__":

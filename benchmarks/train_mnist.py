@@ -3,6 +3,7 @@
     python benchmarks/train_mnist.py [--epochs 3] [--data ../shared/data/mnist] [--threads 2]
                                      [--seed 0] [--limit N] [--no-torch]
     python benchmarks/train_mnist.py --resnet20 [--batches 50]
+    python benchmarks/train_mnist.py --like-cli ...   # OpenBLAS as `convkit train` sets it
 
 Recipe (the training issue's target): mnist_cnn, Adam lr 1e-3, batch 64,
 seed 0, pixels scaled to [0, 1], no augmentation. Epoch k of convkit runs,
@@ -182,7 +183,21 @@ def main():
     p.add_argument("--resnet20", action="store_true")
     p.add_argument("--batches", type=int, default=50)
     p.add_argument("--repeats", type=int, default=1)
+    p.add_argument("--like-cli", action="store_true",
+                   help="run with OpenBLAS tuned as the convkit command tunes it (OPENBLAS_THREAD_TIMEOUT=4, "
+                        "and the AVX-512 core type where OpenBLAS chose AVX2): restarts this script once")
     args = p.parse_args()
+    if args.like_cli and not os.environ.get("OPENBLAS_THREAD_TIMEOUT"):
+        from convkit._blas import better_coretype, blas_info
+        env = dict(os.environ, OPENBLAS_THREAD_TIMEOUT="4")
+        core = better_coretype(blas_info()["corename"])
+        if core and not os.environ.get("OPENBLAS_CORETYPE"):
+            env["OPENBLAS_CORETYPE"] = core
+        os.execve(sys.executable, [sys.executable, *sys.argv], env)
+    from convkit._blas import blas_info
+    print(f"OpenBLAS core type {blas_info()['corename']}; OPENBLAS_CORETYPE="
+          f"{os.environ.get('OPENBLAS_CORETYPE', '(default)')}, OPENBLAS_THREAD_TIMEOUT="
+          f"{os.environ.get('OPENBLAS_THREAD_TIMEOUT', '(default)')}")
     convkit.set_num_threads(args.threads)
     if torch is not None:
         torch.set_num_threads(args.threads)

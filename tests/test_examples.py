@@ -31,6 +31,8 @@ KEY_OUTPUT = {
     "09_fully_convolutional": ["fcn on 36x36: (1, 10, 3, 3)", "input.shape=(1, 5184)", "64 x 7 x 7 = 3136",
                                "neighbours 4 pixels apart"],
     "10_train_digits": ["30,762 parameters", "epoch 3:", "test accuracy"],
+    "11_explain_a_layer": ["(28 - 5 + 2*0)/2 + 1 = 12.5", "y[0,1,2] = 8*1 + 0*0 + 12*0 + 0*(-1) = 8",
+                           "sees (16, 16) pixels", "expects 3136 input features but receives 4096"],
 }
 
 

@@ -77,9 +77,16 @@ def blas_info():
             info["threads"] = _call(lib, "get_num_threads", ctypes.c_int)
         except OSError:
             pass
-    flags = cpu_flags()
-    core = (info["corename"] or "").lower()
-    if "avx512f" in flags and core in ("haswell", "zen", "sandybridge"):
+    if better_coretype(info["corename"]):
         info["advice"] = (f"this CPU has AVX-512 but OpenBLAS runs its {info['corename']} (AVX2) kernels; "
-                          "set OPENBLAS_CORETYPE=SkylakeX before Python starts for faster matrix products")
+                          "set OPENBLAS_CORETYPE=SkylakeX before Python starts for faster matrix products "
+                          "(the convkit command does this itself unless CONVKIT_BLAS_TUNING=0)")
     return info
+
+
+def better_coretype(corename):
+    """"SkylakeX" when the CPU has AVX-512 (F, BW, DQ, VL) but OpenBLAS chose an AVX2 or older
+    core type (``corename``, as OpenBLAS reports it), else None."""
+    if (corename or "").lower() not in ("haswell", "zen", "sandybridge"):
+        return None
+    return "SkylakeX" if {"avx512f", "avx512bw", "avx512dq", "avx512vl"} <= cpu_flags() else None

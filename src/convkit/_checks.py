@@ -10,6 +10,8 @@ import operator
 
 import numpy as np
 
+from ._config import check_alloc  # noqa: F401  (re-exported: ops call C.check_alloc before allocating)
+
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 PADDING_STRINGS = ("valid", "same", "same_lower")
 
@@ -42,6 +44,7 @@ def as_float_array(op, name, x, *, keep_int=False):
     if kind in "fiub":
         if kind == "f" or keep_int:
             return arr
+        check_alloc(op, arr.size * 8, f"{name} as float64")
         return arr.astype(np.float64)
     raise TypeError(
         f"{op}: {name} must have a real (float, int or bool) dtype; got {name}.dtype={arr.dtype}."
@@ -215,3 +218,14 @@ def eps(op, value):
     if value < 0:
         fail(op, "eps", "a finite number >= 0", value)
     return value
+
+
+def nbytes(shape, dtype):
+    """Bytes of a C array of this shape and dtype (Python ints: no overflow for huge shapes)."""
+    n = np.dtype(dtype).itemsize
+    nonzero = n
+    for s in shape:
+        n *= int(s)
+        nonzero *= max(int(s), 1)
+    # NumPy cannot make even an empty array whose other dims multiply past its index range
+    return nonzero if n == 0 and nonzero >= 2**63 else n

@@ -216,6 +216,22 @@ def receptive_field(layers, ndim=None):
     return ReceptiveField(tuple(size), tuple(jump))
 
 
+def receptive_field_step(field, kernel_size, stride=1, dilation=1):
+    """The receptive field after one more windowed layer on top of ``field``
+    (a :class:`ReceptiveField`), per dim: ``r + D*(F-1)*j`` and ``j*S``.
+
+    >>> receptive_field_step(ReceptiveField((5, 5), (2, 2)), 3, stride=2)
+    ReceptiveField(size=(9, 9), jump=(4, 4))
+    """
+    op = "receptive_field_step"
+    n = len(field.size)
+    k = C.ntuple(op, "kernel_size", kernel_size, n, minimum=1)
+    st = C.ntuple(op, "stride", stride, n, minimum=1)
+    dl = C.ntuple(op, "dilation", dilation, n, minimum=1)
+    return ReceptiveField(tuple(r + d * (f - 1) * j for r, f, d, j in zip(field.size, k, dl, field.jump)),
+                          tuple(j * s for j, s in zip(field.jump, st)))
+
+
 __all__ = ["conv_output_shape", "conv_transpose_output_shape", "pool_output_shape", "resolve_padding",
-           "receptive_field", "ReceptiveField"]
+           "receptive_field", "receptive_field_step", "ReceptiveField"]
 

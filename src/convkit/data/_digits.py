@@ -8,6 +8,7 @@ the 1,797 images scikit-learn ships as ``digits.csv.gz``, stored unchanged as
 """
 from __future__ import annotations
 
+import threading
 from importlib import resources
 
 import numpy as np
@@ -20,15 +21,20 @@ DIGITS_SCALE = 16
 """Largest pixel value of the digits: each pixel counts ink in a 4x4 block, 0..16."""
 
 _cache = {}
+_lock = threading.Lock()
 
 
 def _load():
+    # double-checked: the arrays are published whole and read-only, once, whatever the threads
     if not _cache:
-        with resources.files(__package__).joinpath("digits.npz").open("rb") as f:
-            with np.load(f, allow_pickle=False) as z:
-                _cache.update(images=z["images"], labels=z["labels"], train=z["train"])
-        for a in _cache.values():
-            a.flags.writeable = False
+        with _lock:
+            if not _cache:
+                with resources.files(__package__).joinpath("digits.npz").open("rb") as f:
+                    with np.load(f, allow_pickle=False) as z:
+                        loaded = {"images": z["images"], "labels": z["labels"], "train": z["train"]}
+                for a in loaded.values():
+                    a.flags.writeable = False
+                _cache.update(loaded)
     return _cache
 
 

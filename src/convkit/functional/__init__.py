@@ -32,3 +32,9 @@ __all__ += _activation_all + _loss_all + _norm_all + _linear_all
 from ._dispatch import wrap_namespace  # noqa: E402
 
 wrap_namespace(globals(), __all__)
+
+# Not ops: how convolutions are computed (see _plan).
+from ._plan import autotune, clear_plans, get_autotune, plans as conv_plans, set_autotune  # noqa: E402
+from .conv import conv_algorithms  # noqa: E402,F811
+
+__all__ += ["autotune", "clear_plans", "conv_algorithms", "conv_plans", "get_autotune", "set_autotune"]

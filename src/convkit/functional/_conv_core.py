@@ -27,7 +27,7 @@ import numpy as np
 
 from .._config import get_workspace_limit
 from ..shapes import padded_shape
-from . import _depthwise
+from . import _depthwise, _plan, _winograd
 from ._im2col import col2im_add, col2im_cl_add, im2col, im2col_cl, im2col_fold, plan_chunks, row_span
 from .padding import pad_nd
 
@@ -169,17 +169,23 @@ def _weight_grad_fold(x, w, g, pads, stride, dilation, cols=None):
     for kd in range(k0):
         s = kd * dilation[0] * m
         np.matmul(cols[s:s + rows].T, gm, out=gw[kd])
-    gw = gw.reshape((k0,) + tuple(w.shape[3:]) + (c, k_out))
-    return np.ascontiguousarray(np.moveaxis(gw, (0, -2, -1), (2, 1, 0)))
+    return _kernel_first_to_oihw(gw.reshape(tuple(w.shape[2:]) + (c, k_out)))
+
+
+def _kernel_first_to_oihw(gw, block=16):
+    """(*K, C, K_out) -> (K_out, C, *K), a few channels at a time: each block reads contiguous rows and
+    writes short runs, where one transposing copy would miss the cache on every element (8x slower)."""
+    nk = gw.ndim - 2
+    out = np.empty((gw.shape[-1], gw.shape[-2]) + gw.shape[:nk], gw.dtype)
+    perm = (nk + 1, nk) + tuple(range(nk))
+    for j in range(0, gw.shape[-2], block):
+        out[:, j:j + block] = gw[..., j:j + block, :].transpose(perm)
+    return out
 
 
 # ------------------------------------------------------------------ 1x1 (pointwise)
 # A 1x1 convolution without padding is a matrix product per sample, (K, C) @ (C, P):
 # no columns at all (a stride only subsamples the input first).
-
-
-def _pointwise_ok(w, pads, groups):
-    return groups == 1 and all(k == 1 for k in w.shape[2:]) and all(lo == 0 == hi for lo, hi in pads)
 
 
 def _sample_steps(n_, per_sample_bytes):
@@ -222,22 +228,28 @@ def _pointwise_backward(x, w, g, stride, need_x, need_w):
     return gx, (gw.reshape(w.shape) if need_w else None)
 
 
-def forward(x, w, stride, pads, dilation, groups, out, keep=False, bias=None):
+def forward(x, w, stride, pads, dilation, groups, out, keep=False, bias=None, algorithm=None):
     """y (N, K, *O) = conv(x, w) with zero padding ``pads``; x and w share a dtype.
 
     With keep=True returns (y, cols): the columns for :func:`backward`, or None
-    when the batch took several chunks (they would not all fit in the workspace).
-    A bias (K,) is added as the products are moved into y, saving a pass over y.
+    when the batch took several chunks (they would not all fit in the workspace)
+    or the algorithm makes none. A bias (K,) is added as the products are moved
+    into y, saving a pass over y. ``algorithm`` (checked by _plan.check) forces one.
     """
+    def trial(alg):
+        return forward(x, w, stride, pads, dilation, groups, out, keep, bias, alg)
+    alg = _plan.choose("forward", x, w, stride, pads, dilation, groups, out, algorithm, keep, trial)
+    if alg in ("direct", "gemm", "winograd"):
+        if alg == "direct":
+            y = _depthwise.forward(x, w, pads, dilation, out)
+            if bias is not None:
+                y += bias.reshape((-1,) + (1,) * len(out))
+        elif alg == "gemm":
+            y = _pointwise_forward(x, w, stride, out, bias)
+        else:
+            y = _winograd.forward(x, w, pads, out, bias)
+        return (y, None) if keep else y
     n_, c = x.shape[:2]
-    if _depthwise.applicable(c, w, stride, groups):
-        y = _depthwise.forward(x, w, pads, dilation, out)
-        if bias is not None:
-            y += bias.reshape((-1,) + (1,) * len(out))
-        return (y, None) if keep else y
-    if _pointwise_ok(w, pads, groups):
-        y = _pointwise_forward(x, w, stride, out, bias)
-        return (y, None) if keep else y
     k_out, kernel = w.shape[0], w.shape[2:]
     cl = _channels_last(c, w, pads, dilation, groups)
     # channels last: (K, *kernel, C) flattened, to match the columns' (*kernel, C) order
@@ -252,6 +264,14 @@ def forward(x, w, stride, pads, dilation, groups, out, keep=False, bias=None):
     for n0, n1, r0, r1 in chunks:
         oc = (r1 - r0,) + tuple(out[1:])
         cols = _columns(x, n0, n1, pads, r0, r1, kernel, stride, dilation, oc, cl)
+        if cl and _per_sample(r0, r1, out):
+            # per sample (K, P) = W (K, prod(K)*C) @ cols_n^T: BLAS reads the columns transposed and
+            # writes y in NCHW, so the (M, K) result never needs a transposing copy
+            yn = y[n0:n1].reshape(n1 - n0, k_out, -1)
+            np.matmul(wm, cols.reshape(n1 - n0, -1, cols.shape[-1]).transpose(0, 2, 1), out=yn)
+            if bias is not None:
+                y[n0:n1] += bias.reshape((-1,) + (1,) * len(out))
+            continue
         if cl:
             yc = np.moveaxis(np.matmul(cols, wm.T).reshape((n1 - n0,) + oc + (k_out,)), -1, 1)
         elif _per_sample(r0, r1, out):
@@ -272,19 +292,28 @@ def forward(x, w, stride, pads, dilation, groups, out, keep=False, bias=None):
     return y
 
 
-def backward(x, w, g, stride, pads, dilation, groups, need_x=True, need_w=True, cols=None):
+def backward(x, w, g, stride, pads, dilation, groups, need_x=True, need_w=True, cols=None, algorithm=None):
     """(grad wrt x, grad wrt w) of y = conv(x, w, zero padding ``pads``), given g = dL/dy.
 
     Either may be skipped (returned as None). The input gradient is the
     transposed convolution of g; the weight gradient is the correlation of
     x with g. ``cols`` are the forward's columns (``forward(..., keep=True)``),
-    used when the backward, too, takes the batch in one chunk.
+    used when the backward, too, takes the batch in one chunk. ``algorithm``
+    forces one (Winograd computes the input gradient; its weight gradient is im2col's).
     """
-    n_, c = x.shape[:2]
-    if _depthwise.applicable(c, w, stride, groups):
+    def trial(alg):
+        return backward(x, w, g, stride, pads, dilation, groups, need_x, need_w, cols, alg)
+    alg = _plan.choose("backward", x, w, stride, pads, dilation, groups, g.shape[2:], algorithm,
+                       trial=trial if need_x else None)
+    if alg == "direct":
         return _depthwise.backward(x, w, g, pads, dilation, need_x, need_w)
-    if _pointwise_ok(w, pads, groups):
+    if alg == "gemm":
         return _pointwise_backward(x, w, g, stride, need_x, need_w)
+    if alg == "winograd" and need_x:
+        gx = _winograd.input_grad(g, w, x.shape[2:], pads)
+        gw = backward(x, w, g, stride, pads, dilation, groups, False, True, cols, "im2col")[1] if need_w else None
+        return gx, gw
+    n_, c = x.shape[:2]
     k_out, kernel = w.shape[0], w.shape[2:]
     out = g.shape[2:]
     cl = _channels_last(c, w, pads, dilation, groups)
@@ -292,7 +321,7 @@ def backward(x, w, g, stride, pads, dilation, groups, need_x=True, need_w=True, 
     kept_im2col = cols is not None and not isinstance(cols, _Folded)  # then one product, no columns to make
     if need_w and not kept_im2col and _fold_ok(c, w, stride, pads, dilation, groups, chunks):
         gw = _weight_grad_fold(x, w, g, pads, stride, dilation, cols.cols if isinstance(cols, _Folded) else None)
-        gx = backward(x, w, g, stride, pads, dilation, groups, need_w=False)[0] if need_x else None
+        gx = backward(x, w, g, stride, pads, dilation, groups, need_w=False, algorithm="im2col")[0] if need_x else None
         return gx, gw
     if len(chunks) != 1 or isinstance(cols, _Folded):
         cols = None
@@ -378,7 +407,7 @@ def _input_grad_cl(gxp, gt, wm, kernel, stride, dilation, oc):
                       kernel, stride, dilation, oc)
 
 
-def input_grad(g, w, input_shape, stride, pads, dilation, groups):
+def input_grad(g, w, input_shape, stride, pads, dilation, groups, algorithm=None):
     """Gradient wrt the conv input of spatial shape ``input_shape``: the transposed conv of g."""
     dummy = np.broadcast_to(np.zeros((), g.dtype), (g.shape[0], w.shape[1] * groups) + tuple(input_shape))
-    return backward(dummy, w, g, stride, pads, dilation, groups, need_w=False)[0]
+    return backward(dummy, w, g, stride, pads, dilation, groups, need_w=False, algorithm=algorithm)[0]

@@ -69,7 +69,7 @@ def _batches(x, flat_len, mult):
     """Batch slices whose flat copies and junk grids (about 4 plane-sets) fit in the workspace."""
     per_sample = 4 * x.shape[1] * flat_len * max(mult, 1) * x.itemsize
     nb = max(1, get_workspace_limit() // max(per_sample, 1))
-    return [slice(i, min(x.shape[0], i + nb)) for i in range(0, x.shape[0], nb)]
+    return [slice(i, min(x.shape[0], i + nb)) for i in range(0, x.shape[0], nb)] or [slice(0, 0)]  # empty batch
 
 
 def forward(x, w, pads, dilation, out):
@@ -147,7 +147,7 @@ def _backward(x, w, g, pads, dilation, need_x=True, need_w=True):
 
         run_blocks(block, _blocks(n_ * c, length))
         if need_w:
-            gw[j::mult, 0] = gwp.reshape(n_, c, -1).sum(axis=0)
+            gw[j::mult, 0] = gwp.reshape(n_, c, len(offs)).sum(axis=0)
     gx = None
     if need_x:
         gxp = gxf[:, :math.prod(padded)].reshape((n_, c) + padded)

@@ -34,6 +34,7 @@ _SELU_SCALE = 1.0507009873554804934193349852946
 def _in(op, x):
     """x as a float array; a 0-d x is viewed as (1,) so in-place ufuncs work (flag says so)."""
     x = C.as_float_array(op, "input", x)
+    C.check_alloc(op, x.size * x.itemsize)
     return (x.reshape(1), True) if x.ndim == 0 else (x, False)
 
 
@@ -722,6 +723,7 @@ def log_softmax_vjp(grad_out, x, dim, out=None):
 
 def _dropout_args(op, x, p, training, generator, return_mask):
     x = C.as_float_array(op, "input", x)
+    C.check_alloc(op, 2 * x.size * x.itemsize, "output and mask")
     p = C.real_number(op, "p", p)
     if not 0 <= p <= 1:
         C.fail(op, "p", "in [0, 1]", p)

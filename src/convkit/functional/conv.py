@@ -12,6 +12,7 @@ import numpy as np
 from .. import _checks as C
 from .. import shapes
 from . import _conv_core as core
+from . import _plan
 from .padding import _check_pairs, pad_nd, pad_nd_vjp
 
 
@@ -26,6 +27,7 @@ class _Spec:
     out: tuple           # spatial output size
     unbatched: bool
     channels_last: bool
+    algorithm: str | None = None   # a forced algorithm (see _plan), None for the automatic choice
 
 
 def _op_name(base, n):
@@ -82,7 +84,8 @@ def _check_bias(op, bias, k):
         C.fail(op, "bias.shape", f"(out_channels,) = ({k},)", bias.shape)
 
 
-def _conv_spec(base, x, weight, bias, stride, padding, dilation, groups, padding_mode, data_format, n_expected=None):
+def _conv_spec(base, x, weight, bias, stride, padding, dilation, groups, padding_mode, data_format, n_expected=None,
+               algorithm=None):
     op, n, x, weight, bias, unbatched, cl = _prepare(base, x, weight, bias, n_expected, data_format)
     groups = _check_groups(op, groups, x.shape[1], weight.shape[0], weight.shape[1], x.shape, weight.shape, False)
     _check_bias(op, bias, weight.shape[0])
@@ -94,8 +97,20 @@ def _conv_spec(base, x, weight, bias, stride, padding, dilation, groups, padding
     out = shapes.conv_output_shape(x.shape[2:], kernel, stride, pads, dilation, op=op)
     if mode != "zeros":
         _check_pairs(op, x.shape, pads, mode, name="padding")
-    spec = _Spec(op, stride, pads, dilation, groups, mode, out, unbatched, cl)
+    stride, dilation = _harmless(out, kernel, stride, dilation, shapes.padded_shape(x.shape[2:], pads))
+    algorithm = _plan.check(op, algorithm, x.shape, weight, stride, pads, dilation, groups)
+    spec = _Spec(op, stride, pads, dilation, groups, mode, out, unbatched, cl, algorithm)
+    # output, plus an input-sized gradient or padded copy (depthwise and non-zero modes pad it whole)
+    C.check_alloc(op, C.nbytes((x.shape[0], weight.shape[0]) + out, x.dtype)
+                  + C.nbytes(x.shape[:2] + shapes.padded_shape(x.shape[2:], pads), x.dtype), "output and padded input")
     return spec, x, weight, bias
+
+
+def _harmless(out, kernel, stride, dilation, padded):
+    """A stride past the padded input (one output), or a dilation of a one-tap kernel, changes nothing:
+    bound them, so that a huge value cannot overflow the byte strides of the window views."""
+    return (tuple(min(s, max(p, 1)) if o == 1 else s for o, s, p in zip(out, stride, padded)),
+            tuple(1 if f == 1 else d for f, d in zip(kernel, dilation)))
 
 
 def _finish(y, spec):
@@ -126,7 +141,7 @@ def _padded_input(x, spec):
 
 
 def conv(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros",
-         data_format="channels_first"):
+         data_format="channels_first", algorithm=None):
     """N-d convolution (cross-correlation, as in every deep-learning library).
 
     ``y[n, k, o] = bias[k] + sum_{c, f} weight[k, c, f] * xpad[n, g*C/G + c, o*S + f*D]``
@@ -143,6 +158,8 @@ def conv(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, paddin
         "same_lower".
     groups : int dividing C and K; groups == C is a depthwise convolution.
     padding_mode : "zeros", "reflect", "replicate" or "circular".
+    algorithm : None (automatic), "im2col", "winograd", "gemm" or "direct": forces
+        one where it applies (see :func:`conv_algorithms`); results agree to rounding.
 
     Shape
     -----
@@ -155,17 +172,18 @@ def conv(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, paddin
             [27., 32.]]])
     """
     spec, x, weight, bias = _conv_spec("conv", x, weight, bias, stride, padding, dilation, groups,
-                                       padding_mode, data_format)
+                                       padding_mode, data_format, algorithm=algorithm)
     return _finish(_conv_forward(x, weight, bias, spec), spec)
 
 
 def _conv_forward(x, weight, bias, spec, keep=False):
     xp, pads = _padded_input(x, spec)
-    return core.forward(xp, weight, spec.stride, pads, spec.dilation, spec.groups, spec.out, keep=keep, bias=bias)
+    return core.forward(xp, weight, spec.stride, pads, spec.dilation, spec.groups, spec.out, keep=keep, bias=bias,
+                        algorithm=spec.algorithm)
 
 
 def conv_vjp(grad_out, x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros",
-             data_format="channels_first", output_mask=(True, True, True)):
+             data_format="channels_first", output_mask=(True, True, True), algorithm=None):
     """Gradients of :func:`conv`: returns (grad_x, grad_weight, grad_bias or None).
 
     grad_x is the transposed convolution of grad_out with the same weight
@@ -175,7 +193,7 @@ def conv_vjp(grad_out, x, weight, bias=None, stride=1, padding=0, dilation=1, gr
     the gradients not wanted; a skipped one is returned as None.
     """
     spec, x, weight, bias = _conv_spec("conv", x, weight, bias, stride, padding, dilation, groups,
-                                       padding_mode, data_format)
+                                       padding_mode, data_format, algorithm=algorithm)
     return _conv_grads(spec, x, weight, bias, grad_out, _output_mask("conv_vjp", output_mask))
 
 
@@ -186,7 +204,7 @@ def _conv_grads(spec, x, weight, bias, grad_out, mask, cols=None):
     if need_x or need_w:
         xp, pads = _padded_input(x, spec)
         gx, gw = core.backward(xp, weight, g, spec.stride, pads, spec.dilation, spec.groups, need_x, need_w,
-                               cols=cols)
+                               cols=cols, algorithm=spec.algorithm)
         if gx is not None:
             gx = _finish(gx if spec.mode == "zeros" else pad_nd_vjp(gx, x.shape, spec.pads, spec.mode), spec)
     gb = None if bias is None or not need_b else g.sum(axis=(0, *range(2, g.ndim)))
@@ -194,7 +212,7 @@ def _conv_grads(spec, x, weight, bias, grad_out, mask, cols=None):
 
 
 def _conv_taped(name, x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros",
-                data_format="channels_first", need_w=True):
+                data_format="channels_first", algorithm=None, need_w=True):
     """conv (or its alias ``name``) for autograd: (y, tape); ``_conv_taped_vjp(g, tape, mask)`` is conv_vjp.
 
     When grad_weight will be wanted (need_w) the tape keeps the forward's im2col columns, if the
@@ -202,7 +220,7 @@ def _conv_taped(name, x, weight, bias=None, stride=1, padding=0, dilation=1, gro
     """
     n = int(name[-2]) if name[-1] == "d" else None
     spec, x, weight, bias = _conv_spec("conv", x, weight, bias, stride, padding, dilation, groups,
-                                       padding_mode, data_format, n_expected=n)
+                                       padding_mode, data_format, n_expected=n, algorithm=algorithm)
     y, cols = _conv_forward(x, weight, bias, spec, keep=True)
     return _finish(y, spec), (spec, x, weight, bias, cols if need_w else None)
 
@@ -219,26 +237,26 @@ def _output_mask(op, mask):
 
 
 def conv1d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros",
-           data_format="channels_first"):
+           data_format="channels_first", algorithm=None):
     """:func:`conv` for 1 spatial dim: x (N, C, L) or (C, L), weight (K, C/G, F)."""
-    return _conv_n(1, x, weight, bias, stride, padding, dilation, groups, padding_mode, data_format)
+    return _conv_n(1, x, weight, bias, stride, padding, dilation, groups, padding_mode, data_format, algorithm)
 
 
 def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros",
-           data_format="channels_first"):
+           data_format="channels_first", algorithm=None):
     """:func:`conv` for 2 spatial dims: x (N, C, H, W) or (C, H, W), weight (K, C/G, FH, FW)."""
-    return _conv_n(2, x, weight, bias, stride, padding, dilation, groups, padding_mode, data_format)
+    return _conv_n(2, x, weight, bias, stride, padding, dilation, groups, padding_mode, data_format, algorithm)
 
 
 def conv3d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros",
-           data_format="channels_first"):
+           data_format="channels_first", algorithm=None):
     """:func:`conv` for 3 spatial dims: x (N, C, D, H, W) or (C, D, H, W), weight (K, C/G, FD, FH, FW)."""
-    return _conv_n(3, x, weight, bias, stride, padding, dilation, groups, padding_mode, data_format)
+    return _conv_n(3, x, weight, bias, stride, padding, dilation, groups, padding_mode, data_format, algorithm)
 
 
-def _conv_n(n, x, weight, bias, stride, padding, dilation, groups, padding_mode, data_format):
+def _conv_n(n, x, weight, bias, stride, padding, dilation, groups, padding_mode, data_format, algorithm):
     spec, x, weight, bias = _conv_spec("conv", x, weight, bias, stride, padding, dilation, groups,
-                                       padding_mode, data_format, n_expected=n)
+                                       padding_mode, data_format, n_expected=n, algorithm=algorithm)
     return _finish(_conv_forward(x, weight, bias, spec), spec)
 
 
@@ -246,7 +264,7 @@ def _conv_n(n, x, weight, bias, stride, padding, dilation, groups, padding_mode,
 
 
 def _conv_transpose_spec(x, weight, bias, stride, padding, output_padding, groups, dilation, output_size,
-                         data_format, n_expected=None):
+                         data_format, n_expected=None, algorithm=None):
     op, n, x, weight, bias, unbatched, cl = _prepare("conv_transpose", x, weight, bias, n_expected, data_format)
     groups = _check_groups(op, groups, x.shape[1], None, weight.shape[0], x.shape, weight.shape, True)
     k_out = weight.shape[1] * groups
@@ -267,7 +285,12 @@ def _conv_transpose_spec(x, weight, bias, stride, padding, output_padding, group
             C.fail(op, "output_size", f"between {base} and {hi} for this input, stride and padding", output_size)
         output_padding = extra
     out = shapes.conv_transpose_output_shape(x.shape[2:], kernel, stride, pads, output_padding, dilation, op=op)
-    spec = _Spec(op, stride, pads, dilation, groups, "zeros", out, unbatched, cl)
+    full = tuple((i - 1) * s + d * (f - 1) + 1 for i, f, s, d in zip(x.shape[2:], kernel, stride, dilation))
+    # the algorithm of the convolution whose input gradient this is: input (N, K, *full), no padding
+    algorithm = _plan.check(op, algorithm, (x.shape[0], k_out) + full, weight, stride, ((0, 0),) * n, dilation, groups)
+    spec = _Spec(op, stride, pads, dilation, groups, "zeros", out, unbatched, cl, algorithm)
+    C.check_alloc(op, C.nbytes((x.shape[0], k_out) + out, x.dtype) + C.nbytes((x.shape[0], k_out) + full, x.dtype),
+                  "output and uncropped output")
     return spec, x, weight, bias
 
 
@@ -282,7 +305,7 @@ def _crop_pairs(full, spec):
 
 
 def conv_transpose(x, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1,
-                   output_size=None, data_format="channels_first"):
+                   output_size=None, data_format="channels_first", algorithm=None):
     """N-d transposed convolution (the gradient of :func:`conv` with respect to its input).
 
     Each input cell scatters ``x[n, c, i] * weight[c, k, :]`` into the output
@@ -295,6 +318,7 @@ def conv_transpose(x, weight, bias=None, stride=1, padding=0, output_padding=0, 
     padding : int, ints or (lo, hi) pairs: cells cropped from each side.
     output_padding : extra cells at the end of each dim (< max(S, D)).
     output_size : the wanted spatial size; chooses output_padding.
+    algorithm : as in :func:`conv`, for the convolution whose input gradient this is.
 
     Shape
     -----
@@ -305,14 +329,14 @@ def conv_transpose(x, weight, bias=None, stride=1, padding=0, output_padding=0, 
     array([[[1., 1., 2., 1., 1.]]])
     """
     spec, x, weight, bias = _conv_transpose_spec(x, weight, bias, stride, padding, output_padding, groups,
-                                                 dilation, output_size, data_format)
+                                                 dilation, output_size, data_format, algorithm=algorithm)
     return _finish(_conv_transpose_forward(x, weight, bias, spec), spec)
 
 
 def _conv_transpose_forward(x, weight, bias, spec):
     full = _full_shape(x, weight, spec)
     no_pad = ((0, 0),) * len(full)
-    y = core.input_grad(x, weight, full, spec.stride, no_pad, spec.dilation, spec.groups)
+    y = core.input_grad(x, weight, full, spec.stride, no_pad, spec.dilation, spec.groups, spec.algorithm)
     y = pad_nd(y, _crop_pairs(full, spec), "zeros")
     if bias is not None:
         y = y + bias.reshape((-1,) + (1,) * len(full))
@@ -320,14 +344,15 @@ def _conv_transpose_forward(x, weight, bias, spec):
 
 
 def conv_transpose_vjp(grad_out, x, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
-                       dilation=1, output_size=None, data_format="channels_first", output_mask=(True, True, True)):
+                       dilation=1, output_size=None, data_format="channels_first", output_mask=(True, True, True),
+                       algorithm=None):
     """Gradients of :func:`conv_transpose`: (grad_x, grad_weight, grad_bias or None).
 
     grad_x is the ordinary convolution of grad_out with the same weight;
     ``output_mask`` skips unwanted gradients as in :func:`conv_vjp`.
     """
     spec, x, weight, bias = _conv_transpose_spec(x, weight, bias, stride, padding, output_padding, groups,
-                                                 dilation, output_size, data_format)
+                                                 dilation, output_size, data_format, algorithm=algorithm)
     need_x, need_w, need_b = _output_mask("conv_transpose_vjp", output_mask)
     g = _start_grad(spec, grad_out, (x.shape[0], weight.shape[1] * spec.groups) + spec.out, x.dtype)
     full = _full_shape(x, weight, spec)
@@ -335,7 +360,8 @@ def conv_transpose_vjp(grad_out, x, weight, bias=None, stride=1, padding=0, outp
     no_pad = ((0, 0),) * len(full)
     gx = gw = None
     if need_x:
-        gx = _finish(core.forward(g_full, weight, spec.stride, no_pad, spec.dilation, spec.groups, x.shape[2:]), spec)
+        gx = _finish(core.forward(g_full, weight, spec.stride, no_pad, spec.dilation, spec.groups, x.shape[2:],
+                                  algorithm=spec.algorithm), spec)
     if need_w:
         _, gw = core.backward(g_full, weight, x, spec.stride, no_pad, spec.dilation, spec.groups, need_x=False)
     gb = None if bias is None or not need_b else g.sum(axis=(0, *range(2, g.ndim)))
@@ -344,9 +370,10 @@ def conv_transpose_vjp(grad_out, x, weight, bias=None, stride=1, padding=0, outp
 
 def _conv_transpose_n(n):
     def f(x, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1, output_size=None,
-          data_format="channels_first"):
+          data_format="channels_first", algorithm=None):
         spec, x, weight, bias = _conv_transpose_spec(x, weight, bias, stride, padding, output_padding, groups,
-                                                     dilation, output_size, data_format, n_expected=n)
+                                                     dilation, output_size, data_format, n_expected=n,
+                                                     algorithm=algorithm)
         return _finish(_conv_transpose_forward(x, weight, bias, spec), spec)
     f.__name__ = f.__qualname__ = f"conv_transpose{n}d"
     f.__doc__ = f":func:`conv_transpose` for {n} spatial dim{'s' if n > 1 else ''}; weight (C, K/G, *kernel)."
@@ -356,6 +383,32 @@ def _conv_transpose_n(n):
 conv_transpose1d = _conv_transpose_n(1)
 conv_transpose2d = _conv_transpose_n(2)
 conv_transpose3d = _conv_transpose_n(3)
+
+def conv_algorithms(x_shape, weight_shape, stride=1, padding=0, dilation=1, groups=1):
+    """Which algorithms can compute this convolution and which one each pass would use.
+
+    Returns ``{"applicable": [...], "forward": name, "forward_autograd": name, "backward": name}``
+    ("forward_autograd" is the forward of a Tensor that will need the weight gradient: it keeps
+    im2col columns for the backward). In autotune mode (:func:`set_autotune`) the choice is
+    measured instead, on the first call of each shape.
+
+    >>> conv_algorithms((8, 64, 56, 56), (64, 64, 3, 3), padding=1)["forward"]
+    'winograd'
+    >>> conv_algorithms((8, 144, 56, 56), (144, 1, 3, 3), padding=1, groups=144)["applicable"]
+    ['direct', 'im2col']
+    """
+    op = "conv_algorithms"
+    x_shape = C.ntuple(op, "x_shape", tuple(x_shape), len(tuple(x_shape)), minimum=1)
+    w = np.broadcast_to(np.zeros((), np.float32), C.ntuple(op, "weight_shape", tuple(weight_shape),
+                                                           len(tuple(weight_shape)), minimum=1))
+    spec, x, w, _ = _conv_spec("conv", np.broadcast_to(np.zeros((), np.float32), x_shape), w, None, stride, padding,
+                               dilation, groups, "zeros", "channels_first")
+    args = (x.shape, w, spec.stride, spec.pads, spec.dilation, spec.groups, spec.out)
+    return {"applicable": _plan.applicable(*args[:-1]),
+            "forward": _plan.heuristic("forward", *args),
+            "forward_autograd": _plan.heuristic("forward", *args, keep=True),
+            "backward": _plan.heuristic("backward", *args)}
+
 
 __all__ = ["conv", "conv1d", "conv2d", "conv3d", "conv_vjp", "conv_transpose", "conv_transpose1d",
            "conv_transpose2d", "conv_transpose3d", "conv_transpose_vjp"]

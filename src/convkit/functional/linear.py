@@ -24,6 +24,7 @@ def _args(op, input, weight, bias):
         bias = C.as_float_array(op, "bias", bias)
         C.same_shape(op, "bias", bias.shape, w.shape[:1], "(out_features,) =")
     dtype = C.result_dtype(x, w, bias)
+    C.check_alloc(op, C.nbytes(x.shape[:-1] + w.shape[:1], dtype))
     x, w = x.astype(dtype, copy=False), w.astype(dtype, copy=False)
     return x, w, None if bias is None else bias.astype(dtype, copy=False)
 

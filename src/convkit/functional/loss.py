@@ -11,6 +11,8 @@ extra dims); classification inputs are viewed as (N, C, M), targets as (N, M).
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .. import _checks as C
@@ -56,6 +58,7 @@ def _pair(op, input, target):
     t = C.as_float_array(op, "target", target, keep_int=True)
     C.same_shape(op, "target", t.shape, x.shape, "input.shape")
     dtype = C.result_dtype(x, t) if t.dtype.kind == "f" else x.dtype
+    C.check_alloc(op, 2 * C.nbytes(x.shape, dtype), "temporaries")
     return x.astype(dtype, copy=False), t.astype(dtype, copy=False)
 
 
@@ -80,10 +83,11 @@ def _classes(op, input):
     x = C.as_float_array(op, "input", input)
     if x.ndim == 0:
         C.fail(op, "input.ndim", ">= 1: (C,), (N, C) or (N, C, d1, ...)", x.ndim)
+    C.check_alloc(op, 2 * x.size * x.itemsize, "temporaries")
     if x.ndim == 1:
         return x, x.reshape(1, -1, 1), ()
     n, c = x.shape[:2]
-    return x, x.reshape(n, c, int(np.prod(x.shape[2:]))), x.shape[:1] + x.shape[2:]
+    return x, x.reshape(n, c, math.prod(x.shape[2:])), x.shape[:1] + x.shape[2:]
 
 
 def _class_weight(op, weight, n_classes, dtype):
@@ -215,7 +219,7 @@ def cross_entropy_vjp(grad_out, input, target, weight=None, ignore_index=-100, r
     x, x3, shape, w, eps, reduction, tgt = _ce_args(op, input, target, weight, ignore_index, reduction,
                                                     label_smoothing)
     n_classes = x3.shape[1]
-    gx = _softmax(x3, 1)
+    gx = np.ascontiguousarray(_softmax(x3, 1))  # C order: the flat scatter below must write into gx, not a copy
     if isinstance(tgt, tuple):
         valid, tt = tgt
         wt = _target_weights(w, valid, tt, x.dtype)

@@ -29,6 +29,7 @@ def _channels_input(op, input):
     x = C.as_float_array(op, "input", input)
     if x.ndim < 2:
         C.fail(op, "input.ndim", ">= 2: (N, C, *)", x.ndim)
+    C.check_alloc(op, 2 * x.size * x.itemsize, "output and temporaries")
     return x
 
 
@@ -259,6 +260,7 @@ def _normalize_vjp(g4, x4, w4, b4, eps):
 
 def _ln_args(op, input, normalized_shape, weight, bias, eps):
     x = C.as_float_array(op, "input", input)
+    C.check_alloc(op, 2 * x.size * x.itemsize, "output and temporaries")
     if isinstance(normalized_shape, (numbers.Integral, np.integer)) and not isinstance(normalized_shape, bool):
         normalized_shape = (normalized_shape,)
     if not isinstance(normalized_shape, (tuple, list)) or not normalized_shape:
@@ -377,7 +379,7 @@ def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=
     op = "instance_norm"
     use, momentum, rm, rv = _in_args(op, input, running_mean, running_var, use_input_stats, momentum, eps, True)
     if not use:
-        return batch_norm(input, rm, rv, weight, bias, False, momentum, eps)
+        return _as(op, batch_norm, input, rm, rv, weight, bias, False, momentum, eps)
     x, x4, w4, b4, eps = _gn_args(op, input, np.shape(input)[1], weight, bias, eps)
     y = _normalize(x4, w4, b4, eps).reshape(x.shape)
     if running_mean is not None:
@@ -397,8 +399,19 @@ def instance_norm_vjp(grad_out, input, running_mean=None, running_var=None, weig
     op = "instance_norm_vjp"
     use, momentum, rm, rv = _in_args(op, input, running_mean, running_var, use_input_stats, momentum, eps, False)
     if not use:
-        return batch_norm_vjp(grad_out, input, rm, rv, weight, bias, False, momentum, eps)
-    return group_norm_vjp(grad_out, input, np.shape(input)[1], weight, bias, eps)
+        return _as(op, batch_norm_vjp, grad_out, input, rm, rv, weight, bias, False, momentum, eps)
+    return _as(op, group_norm_vjp, grad_out, input, np.shape(input)[1], weight, bias, eps)
+
+
+def _as(op, fn, *args):
+    """fn(*args), with an argument error's message naming ``op`` (the op the caller called) instead."""
+    try:
+        return fn(*args)
+    except (ValueError, TypeError) as e:
+        head, sep, rest = str(e).partition(": ")
+        if not sep or " " in head:
+            raise
+        raise type(e)(f"{op}: {rest}") from None
 
 
 # --------------------------------------------------------------------------- local response norm
@@ -418,6 +431,7 @@ def _lrn_args(op, input, size, alpha, beta, k):
     x = C.as_float_array(op, "input", input)
     if x.ndim < 3:
         C.fail(op, "input.ndim", ">= 3: (N, C, *spatial)", x.ndim)
+    C.check_alloc(op, 2 * x.size * x.itemsize, "output and temporaries")
     size = C.as_int(op, "size", size, minimum=1)
     alpha = C.real_number(op, "alpha", alpha)
     beta = C.real_number(op, "beta", beta)

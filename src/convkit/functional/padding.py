@@ -114,17 +114,30 @@ def pad(x, pad, mode="constant", value=0.0):
     >>> pad(np.array([[1., 2., 3.]]), (2, 1), mode="reflect")
     array([[3., 2., 1., 2., 3., 2.]])
     """
-    op = "pad"
+    x, pairs = _pad_args("pad", x, pad, mode)
+    # None is 0, as in PyTorch; a float may be anything (NaN and inf fill too), other types are checked
+    value = 0.0 if value is None else value if isinstance(value, float) else C.real_number("pad", "value", value)
+    return pad_nd(x, pairs, mode, value)
+
+
+def _pad_args(op, x, pad, mode):
     x = C.as_float_array(op, "input", x, keep_int=True)
-    if mode not in ("constant", "reflect", "replicate", "circular"):
+    if not isinstance(mode, str) or mode not in ("constant", "reflect", "replicate", "circular"):
         C.fail(op, "mode", "'constant', 'reflect', 'replicate' or 'circular'", mode)
     pairs = _torch_pairs(op, pad, x.ndim)
     _check_pairs(op, x.shape, pairs, _NP_MODES[mode])
-    return pad_nd(x, pairs, mode, value)
+    lead = x.shape[:x.ndim - len(pairs)]
+    out = lead + tuple(n + lo + hi for n, (lo, hi) in zip(x.shape[len(lead):], pairs))
+    C.check_alloc(op, C.nbytes(out, x.dtype) + (x.size * x.itemsize if op.endswith("_vjp") else 0))
+    return x, pairs
 
 
 def pad_vjp(grad_out, x, pad, mode="constant", value=0.0):
     """Gradient of :func:`pad` with respect to x."""
-    x = np.asarray(x)
-    pairs = _torch_pairs("pad_vjp", pad, x.ndim)
-    return pad_nd_vjp(np.asarray(grad_out), x.shape, pairs, mode)
+    op = "pad_vjp"
+    x, pairs = _pad_args(op, x, pad, mode)
+    lead = x.shape[:x.ndim - len(pairs)]
+    out = lead + tuple(n + lo + hi for n, (lo, hi) in zip(x.shape[len(lead):], pairs))
+    g = C.as_float_array(op, "grad_out", grad_out)
+    C.same_shape(op, "grad_out", g.shape, out, "the output shape")
+    return pad_nd_vjp(g, x.shape, pairs, mode)

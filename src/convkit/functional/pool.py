@@ -68,7 +68,17 @@ def _windowed(op, n, x, kernel_size, stride, padding, dilation, ceil_mode, *, ke
     pads = shapes.resolve_padding(padding, sp, k, s, d, op=op)
     out = shapes.pool_output_shape(sp, k, s, pads, d, bool(ceil_mode), op=op)
     span = tuple((o - 1) * st + dl * (f - 1) + 1 for o, st, dl, f in zip(out, s, d, k))
+    # at least one padded plane, and the kernel-offset tables, are made whatever the workspace limit
+    _check_memory(op, xb, out, 2 * C.nbytes(span, np.float64) + C.nbytes(k, np.int64) * (len(k) + 1))
     return xb, unbatched, _Geom(sp, k, s, d, pads, out, span)
+
+
+def _check_memory(op, xb, out, extra=0):
+    """Before any work: the output (and its int64 indices), or for a vjp the input-sized gradient, must fit."""
+    if op.endswith("_vjp"):
+        C.check_alloc(op, 2 * C.nbytes(xb.shape, np.float64) + extra, "gradient and temporaries")
+    else:
+        C.check_alloc(op, C.nbytes(xb.shape[:2] + tuple(out), np.float64) * 2 + extra, "output and temporaries")
 
 
 def _grad(op, grad_out, unbatched, shape, dtype=None):
@@ -623,7 +633,9 @@ def _adaptive(op, n, x, output_size, *, keep_int=False):
     xb, unbatched = C.batched(op, x, n, what=_WHAT.format(n=n))
     C.positive_shape(op, "input spatial shape", xb.shape[2:])
     out = C.optional_ntuple(op, "output_size", output_size, n, minimum=1)
-    return xb, unbatched, tuple(L if o is None else o for o, L in zip(out, xb.shape[2:]))
+    out = tuple(L if o is None else o for o, L in zip(out, xb.shape[2:]))
+    _check_memory(op, xb, out)
+    return xb, unbatched, out
 
 
 def _bins(L, O):
@@ -794,6 +806,7 @@ def _global(op, x, keep_int=False):
     x = C.as_float_array(op, "input", x, keep_int=keep_int)
     C.spatial_rank(op, x)
     C.positive_shape(op, "input spatial shape", x.shape[2:])
+    _check_memory(op, x, (1,) * (x.ndim - 2))
     return x, tuple(range(2, x.ndim))
 
 
@@ -886,8 +899,10 @@ def _unpool(op, n, x, indices, kernel_size, stride, padding, output_size):
         if any(not (dd - st < o < dd + st) for o, dd, st in zip(out, default, s)):
             C.fail(op, "output_size", f"within stride of the default {default} (strictly, per dim)", output_size)
     P = math.prod(out)
+    # before reading the indices (a pass over all of them): the output, or the vjp's input-sized gradient
+    C.check_alloc(op, C.nbytes(xb.shape if op.endswith("_vjp") else xb.shape[:2] + out, xb.dtype))
     idx = C.index_array(op, "indices", indices, x.shape, P, f"flat positions in an output plane of shape {out}")
-    return xb, idx.reshape(xb.shape[:2] + (-1,)), unbatched, out
+    return xb, idx.reshape(xb.shape[:2] + (math.prod(xb.shape[2:]),)), unbatched, out
 
 
 def max_unpool(x, indices, kernel_size, stride=None, padding=0, output_size=None):

@@ -45,13 +45,21 @@ def unfold(x, kernel_size, dilation=1, padding=0, stride=1):
            [3., 4., 6., 7.],
            [4., 5., 7., 8.]])
     """
-    op = "unfold"
+    return _unfold("unfold", x, kernel_size, dilation, padding, stride)
+
+
+def _unfold(op, x, kernel_size, dilation, padding, stride):
     x = C.as_float_array(op, "input", x)
     n = _rank(op, kernel_size, 2)
     x, unbatched = C.batched(op, x, n)
     C.positive_shape(op, "input.shape", x.shape[1:])
     k, d, p, s = _args(op, n, kernel_size, dilation, padding, stride)
     out = shapes.conv_output_shape(x.shape[2:], k, s, p, d, op=op)
+    # one output, or one tap: stride or dilation change nothing; 1 keeps the view's byte strides in range
+    s = tuple(min(v, max(w, 1)) if o == 1 else v for o, v, w in zip(out, s, shapes.padded_shape(x.shape[2:], p)))
+    d = tuple(1 if f == 1 else v for f, v in zip(k, d))
+    C.check_alloc(op, C.nbytes((x.shape[0], x.shape[1] * math.prod(k), math.prod(out)), x.dtype)
+                  + C.nbytes(x.shape[:2] + shapes.padded_shape(x.shape[2:], p), x.dtype), "output and padded input")
     v = windows(pad_nd(x, p, "zeros"), k, s, d, out)
     cols = v.reshape(x.shape[0], x.shape[1] * math.prod(k), math.prod(out))
     if not cols.flags.writeable:  # the reshape kept the view (1x1 windows): hand back a copy
@@ -67,7 +75,10 @@ def fold(cols, output_size, kernel_size, dilation=1, padding=0, stride=1):
     cols (N, C*prod(F), L) -> (N, C, *output_size); L must equal the number of
     window positions in output_size.
     """
-    op = "fold"
+    return _fold("fold", cols, output_size, kernel_size, dilation, padding, stride)
+
+
+def _fold(op, cols, output_size, kernel_size, dilation, padding, stride):
     cols = C.as_float_array(op, "input", cols)
     if cols.ndim not in (2, 3):
         C.fail(op, "input.ndim", "2 or 3: (N, C*prod(kernel_size), L)", cols.ndim)
@@ -86,6 +97,7 @@ def fold(cols, output_size, kernel_size, dilation=1, padding=0, stride=1):
                cols.shape[2])
     nb, c = cols.shape[0], cols.shape[1] // kk
     padded = (nb, c) + shapes.padded_shape(size, p)
+    C.check_alloc(op, 2 * C.nbytes(padded, cols.dtype), "output and padded output")
     img = np.zeros(padded, dtype=cols.dtype)
     # (N, C, *K, *O) -> the (C, *K, N, *O) layout col2im_add expects, as a view
     v = cols.reshape((nb, c) + k + out)
@@ -98,14 +110,33 @@ def fold(cols, output_size, kernel_size, dilation=1, padding=0, stride=1):
 
 def unfold_vjp(grad_out, x, kernel_size, dilation=1, padding=0, stride=1):
     """Gradient of :func:`unfold` with respect to x: fold of grad_out."""
-    x = np.asarray(x)
-    n = _rank("unfold_vjp", kernel_size, 2)
-    return fold(grad_out, x.shape[-n:], kernel_size, dilation, padding, stride)
+    op = "unfold_vjp"
+    x = C.as_float_array(op, "input", x)
+    n = _rank(op, kernel_size, 2)
+    xb, unbatched = C.batched(op, x, n)
+    C.positive_shape(op, "input.shape", xb.shape[1:])
+    k, d, p, s = _args(op, n, kernel_size, dilation, padding, stride)
+    out = shapes.conv_output_shape(xb.shape[2:], k, s, p, d, op=op)
+    g = C.as_float_array(op, "grad_out", grad_out)
+    want = (xb.shape[0], xb.shape[1] * math.prod(k), math.prod(out))
+    C.same_shape(op, "grad_out", g.shape, want[1:] if unbatched else want, "the output shape")
+    return _fold(op, g, x.shape[-n:], kernel_size, dilation, padding, stride)
 
 
 def fold_vjp(grad_out, cols, output_size, kernel_size, dilation=1, padding=0, stride=1):
     """Gradient of :func:`fold` with respect to its columns: unfold of grad_out."""
-    return unfold(grad_out, kernel_size, dilation, padding, stride)
+    op = "fold_vjp"
+    cols = C.as_float_array(op, "input", cols)
+    g = C.as_float_array(op, "grad_out", grad_out)
+    if cols.ndim not in (2, 3):
+        C.fail(op, "input.ndim", "2 or 3: (N, C*prod(kernel_size), L)", cols.ndim)
+    size = tuple(output_size) if isinstance(output_size, (tuple, list)) else None
+    n = len(size) if size else _rank(op, kernel_size, 2)
+    size = C.ntuple(op, "output_size", output_size, n, minimum=1)
+    kk = math.prod(C.ntuple(op, "kernel_size", kernel_size, n, minimum=1))
+    want = cols.shape[:-2] + (cols.shape[-2] // kk,) + size
+    C.same_shape(op, "grad_out", g.shape, want, "the output shape")
+    return _unfold(op, g, kernel_size, dilation, padding, stride)
 
 
 __all__ = ["unfold", "fold", "unfold_vjp", "fold_vjp"]

@@ -287,6 +287,13 @@ class Module:
         head = f"{type(self).__name__}(" + (f"{extra}" if extra else "")
         return head + "\n  " + "\n  ".join(lines) + "\n)"
 
+    def summary(self, input_shape):
+        """Per layer: output shape, parameters, MACs, receptive field and jump for one input of
+        ``input_shape`` (C, H, W ..., no batch dim); see :func:`convkit.models.summary`."""
+        from ..models.summary import summary  # nn never imports models at import time
+
+        return summary(self, input_shape)
+
 
 class Sequential(Module):
     """Modules applied in order; indexable, sliceable, and named "0", "1", ... in state_dict."""

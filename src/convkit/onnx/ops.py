@@ -1,75 +1,32 @@
-"""ONNX convolution operators mapped onto convkit.functional.
+"""ONNX operators as plain functions over NumPy arrays: one function per op, named after it,
+inputs positional and attributes as keyword arguments (ONNX's names).
 
-ONNX writes padding as [x1_begin, x2_begin, ..., x1_end, x2_end, ...];
-convkit as one (lo, hi) pair per spatial dim. auto_pad SAME_UPPER/SAME_LOWER
-are convkit's "same"/"same_lower"; VALID is "valid".
+The implementations live in ops_conv (Conv, ConvTranspose, Col2Im), ops_nn (pools, norms,
+activations, Dropout), ops_math (elementwise, Gemm/MatMul, reductions), ops_tensor (shape
+and data movement, Cast) and ops_resize (Resize, Upsample).
+
+>>> import numpy as np
+>>> from convkit.onnx import ops
+>>> ops.Gemm(np.ones((2, 3), np.float32), np.ones((4, 3), np.float32), transB=1)
+array([[3., 3., 3., 3.],
+       [3., 3., 3., 3.]], dtype=float32)
 """
-from __future__ import annotations
+from ._util import onnx_pads, padding_from  # noqa: F401  (kept importable from here)
+from .ops_conv import Col2Im, Conv, ConvTranspose
+from .ops_math import (Add, Clip, Div, Erf, Exp, Gemm, Log, MatMul, Max, Mean, Min, Mul, Pow, ReduceMax,
+                       ReduceMean, ReduceSum, Sqrt, Sub, Sum)
+from .ops_nn import (LRN, AveragePool, BatchNormalization, Dropout, Elu, GlobalAveragePool, GlobalMaxPool,
+                     HardSigmoid, HardSwish, InstanceNormalization, LeakyRelu, LogSoftmax, LpPool, MaxPool,
+                     MaxUnpool, PRelu, Relu, Selu, Sigmoid, Softmax, Tanh)
+from .ops_resize import Resize, Upsample
+from .ops_tensor import (Cast, Concat, Constant, ConstantOfShape, Flatten, Gather, Identity, Pad, Reshape, Shape,
+                         Slice, Split, Squeeze, Transpose, Unsqueeze)
 
-import numpy as np
-
-from .. import functional as F
-
-_AUTO_PAD = {"SAME_UPPER": "same", "SAME_LOWER": "same_lower", "VALID": "valid"}
-
-
-def _s(v):
-    return v.decode() if isinstance(v, bytes) else v
-
-
-def onnx_pads(pads, n):
-    """ONNX [begins..., ends...] -> ((lo, hi), ...); None means no padding."""
-    if pads is None:
-        return ((0, 0),) * n
-    pads = [int(p) for p in pads]
-    return tuple((pads[i], pads[i + n]) for i in range(n))
-
-
-def padding_from(auto_pad, pads, n):
-    auto = _s(auto_pad) or "NOTSET"
-    if auto in _AUTO_PAD:
-        return _AUTO_PAD[auto]
-    return onnx_pads(pads, n)
-
-
-def Conv(X, W, B=None, *, auto_pad="NOTSET", dilations=None, group=1, kernel_shape=None, pads=None, strides=None):
-    n = W.ndim - 2
-    return F.conv(X, W, B, stride=tuple(strides or (1,) * n), padding=padding_from(auto_pad, pads, n),
-                  dilation=tuple(dilations or (1,) * n), groups=group).astype(X.dtype, copy=False)
-
-
-def ConvTranspose(X, W, B=None, *, auto_pad="NOTSET", dilations=None, group=1, kernel_shape=None,
-                  output_padding=None, output_shape=None, pads=None, strides=None):
-    n = W.ndim - 2
-    strides = tuple(strides or (1,) * n)
-    dilations = tuple(dilations or (1,) * n)
-    output_padding = tuple(output_padding or (0,) * n)
-    auto = _s(auto_pad) or "NOTSET"
-    kernel = W.shape[2:]
-    if pads is None and (output_shape is not None or auto in ("SAME_UPPER", "SAME_LOWER")):
-        # ONNX derives the padding from the wanted output shape (default input * stride)
-        out = output_shape if output_shape is not None else [X.shape[2 + i] * strides[i] for i in range(n)]
-        pairs = []
-        for i in range(n):
-            total = (strides[i] * (X.shape[2 + i] - 1) + output_padding[i] + (kernel[i] - 1) * dilations[i] + 1
-                     - int(out[i]))
-            half = total // 2
-            pairs.append((half, total - half) if auto == "SAME_UPPER" else (total - half, half))
-        padding = tuple((max(lo, 0), max(hi, 0)) for lo, hi in pairs)
-        y = F.conv_transpose(X, W, B, stride=strides, padding=padding, groups=group, dilation=dilations,
-                             output_size=tuple(int(o) for o in out))
-        return y.astype(X.dtype, copy=False)
-    padding = onnx_pads(pads, n)
-    size = tuple(int(s) for s in output_shape[-n:]) if output_shape is not None else None
-    y = F.conv_transpose(X, W, B, stride=strides, padding=padding,
-                         output_padding=0 if size else output_padding, groups=group, dilation=dilations,
-                         output_size=size)
-    return y.astype(X.dtype, copy=False)
-
-
-def Col2Im(input, image_shape, block_shape, *, dilations=None, pads=None, strides=None):
-    image_shape = tuple(int(s) for s in np.asarray(image_shape))
-    block_shape = tuple(int(s) for s in np.asarray(block_shape))
-    n = len(image_shape)
-    return F.fold(input, image_shape, block_shape, dilation=tuple(dilations or (1,) * n),
-                  padding=onnx_pads(pads, n), stride=tuple(strides or (1,) * n)).astype(input.dtype, copy=False)
+__all__ = [
+    "Conv", "ConvTranspose", "MaxPool", "AveragePool", "LpPool", "GlobalAveragePool", "GlobalMaxPool", "MaxUnpool",
+    "Col2Im", "BatchNormalization", "InstanceNormalization", "LRN", "Relu", "LeakyRelu", "PRelu", "Elu", "Selu",
+    "Sigmoid", "HardSigmoid", "HardSwish", "Tanh", "Clip", "Softmax", "LogSoftmax", "Gemm", "MatMul", "Add", "Sub",
+    "Mul", "Div", "Pow", "Sqrt", "Exp", "Log", "Erf", "Sum", "Mean", "Max", "Min", "Concat", "Split", "Slice",
+    "Reshape", "Flatten", "Transpose", "Squeeze", "Unsqueeze", "Pad", "Dropout", "Identity", "Constant",
+    "ConstantOfShape", "Shape", "Gather", "ReduceMean", "ReduceMax", "ReduceSum", "Cast", "Resize", "Upsample",
+]

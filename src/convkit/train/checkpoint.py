@@ -68,15 +68,46 @@ def _digest(meta_bytes, arrays):
     return h.hexdigest()
 
 
+def _remove_stale_temporaries(path):
+    """Delete ``.NAME.PID.*.tmp`` files beside ``path`` left by writers that no longer run (killed mid-write).
+
+    Temporary files of live processes are left alone; so is anything not named like ours.
+    """
+    if os.name != "posix":
+        return
+    prefix = f".{path.name}."
+    try:
+        names = os.listdir(path.parent)
+    except OSError:
+        return
+    for name in names:
+        if not (name.startswith(prefix) and name.endswith(".tmp")):
+            continue
+        pid = name[len(prefix):].split(".", 1)[0]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:  # the writer is gone: its file can never be renamed into place
+            try:
+                os.unlink(path.parent / name)
+            except OSError:
+                pass
+        except OSError:  # alive, under another user: not ours to judge
+            pass
+
+
 def atomic_write(path, write, mode="wb"):
     """Call ``write(f)`` on a temporary file beside ``path``, fsync it, and rename it over ``path``.
 
     A crash at any moment leaves either the old file or the whole new one; on an error the
-    temporary file is removed and ``path`` is untouched.
+    temporary file is removed and ``path`` is untouched. The temporary file's name holds the
+    writer's process id, so a later write removes those of writers that were killed.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    _remove_stale_temporaries(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, mode) as f:
             write(f)
@@ -123,6 +154,11 @@ def load_checkpoint(path):
     if not path.is_file():
         raise FileNotFoundError(f"load_checkpoint: path must be an existing checkpoint file; got path='{path}'.")
     bad = f"load_checkpoint: '{path}' must be a convkit checkpoint"
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if head != b"PK\x03\x04":  # not a zip: say so, rather than np.load's guess (a pickle?)
+        raise ValueError(f"{bad}; it is empty." if not head else
+                         f"{bad}; it is not an .npz (zip) file: it starts with {head!r}.")
     try:
         with np.load(path, allow_pickle=False) as z:
             names = set(z.files)

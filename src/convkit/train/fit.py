@@ -204,6 +204,7 @@ def fit(model, train_data, val_data=None, epochs=1, optimizer=None, loss=None, *
                         bar.close()
                     sums[3] = time.perf_counter() - t0
                     where = None
+                    _check_state(model, epoch, step, ckpt)
                     if ckpt is not None:
                         where = save_checkpoint(ckpt, snapshot(epoch, step + 1, sums))
                     raise TrainingInterrupted(
@@ -211,6 +212,7 @@ def fit(model, train_data, val_data=None, epochs=1, optimizer=None, loss=None, *
                         + (f"; resumable checkpoint saved to '{where}'" if where else "; nothing saved"), where)
             if bar is not None:
                 bar.close()
+            _check_state(model, epoch, len(train_data) - 1, ckpt)
             seconds = time.perf_counter() - t0
             entry = {"epoch": epoch + 1,
                      "train_loss": sums[0] / max(sums[2], 1), "train_accuracy": sums[1] / max(sums[2], 1),
@@ -227,6 +229,15 @@ def fit(model, train_data, val_data=None, epochs=1, optimizer=None, loss=None, *
             if on_epoch_end is not None:
                 on_epoch_end(history)
     return history
+
+
+def _check_state(model, epoch, step, ckpt):
+    """Before a checkpoint is written: every weight and buffer finite, or TrainingError (a finite loss
+    can still come with an update that overflowed; saving it would replace the last good checkpoint)."""
+    for name, value in model.state_dict().items():
+        if value.dtype.kind in "fc" and not np.isfinite(value).all():
+            raise TrainingError(f"fit: {name} became non-finite by epoch {epoch + 1}, step {step + 1}; stopped "
+                                f"without saving it" + (f"; the last good checkpoint is '{ckpt}'." if ckpt else "."))
 
 
 def _restore(state, model, optimizer, scheduler):

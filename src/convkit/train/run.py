@@ -92,31 +92,11 @@ def _write_json(path, obj):
 
 
 def plot_curves(history, path):
-    """Loss and accuracy per epoch into ``path`` (PNG); returns False when matplotlib is missing."""
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return False
-    ep = [h["epoch"] for h in history]
-    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.5))
-    a.plot(ep, [h["train_loss"] for h in history], "o-", label="train")
-    b.plot(ep, [h["train_accuracy"] for h in history], "o-", label="train")
-    if history and history[0]["test_loss"] is not None:
-        a.plot(ep, [h["test_loss"] for h in history], "s-", label="test")
-        b.plot(ep, [h["test_accuracy"] for h in history], "s-", label="test")
-    a.set(xlabel="epoch", ylabel="loss", title="loss")
-    b.set(xlabel="epoch", ylabel="accuracy", title="accuracy")
-    for ax in (a, b):
-        ax.grid(alpha=0.3)
-        ax.legend()
-    fig.tight_layout()
-    try:
-        atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=100))
-    finally:
-        plt.close(fig)
-    return True
+    """Loss and accuracy per epoch into ``path`` (PNG); returns False when matplotlib is missing.
+    The drawing lives in :mod:`convkit.explain.pictures` (``convkit show curves`` draws the same)."""
+    from ..explain.pictures import plot_curves as draw
+
+    return draw(history, path)
 
 
 def train_run(data_spec="digits", model=None, epochs=None, batch_size=64, optimizer="adam", lr=1e-3, seed=0,

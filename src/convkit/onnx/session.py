@@ -1,0 +1,316 @@
+"""InferenceSession: an ONNX graph run op by op with convkit.onnx.ops, behind onnxruntime's
+``run(output_names, {name: array})`` and as a convkit.nn.Module (initializers are buffers)."""
+from __future__ import annotations
+
+import inspect
+from collections import Counter
+
+import numpy as np
+
+from ..autograd import Tensor
+from ..nn.module import Module
+from . import ops
+from .ops_tensor import DTYPES, np_dtype
+from ._proto import inline_external_data, read_model, require_onnx
+
+# TensorProto element type -> onnxruntime's type string.
+_TYPE_NAMES = {1: "float", 2: "uint8", 3: "int8", 4: "uint16", 5: "int16", 6: "int32", 7: "int64", 8: "string",
+               9: "bool", 10: "float16", 11: "double", 12: "uint32", 13: "uint64", 16: "bfloat16"}
+_SUPPORTED = frozenset(ops.__all__)
+_WRAP = (ValueError, TypeError, IndexError, KeyError, ArithmeticError, MemoryError)
+
+
+def _type_name(elem_type):
+    if elem_type in _TYPE_NAMES:
+        return _TYPE_NAMES[elem_type]
+    from onnx import TensorProto
+
+    try:
+        return TensorProto.DataType.Name(elem_type).lower()
+    except ValueError:
+        return f"type {elem_type}"
+
+
+class NodeArg:
+    """A graph input or output as onnxruntime describes it: name, shape (ints, dim names or None), type."""
+
+    def __init__(self, name, shape, type):
+        self.name, self.shape, self.type = name, shape, type
+
+    def __repr__(self):
+        return f"NodeArg(name={self.name!r}, type={self.type!r}, shape={self.shape!r})"
+
+
+def _node_arg(vi):
+    t = vi.type.tensor_type
+    shape = None
+    if t.HasField("shape"):
+        shape = [d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in t.shape.dim]
+    return NodeArg(vi.name, shape, f"tensor({_type_name(t.elem_type)})")
+
+
+def _attr_value(a, onnx):
+    from onnx import AttributeProto, numpy_helper
+
+    if a.type in (AttributeProto.GRAPH, AttributeProto.GRAPHS, AttributeProto.SPARSE_TENSOR,
+                  AttributeProto.SPARSE_TENSORS, AttributeProto.TYPE_PROTO, AttributeProto.TYPE_PROTOS):
+        raise ValueError(f"attribute {a.name!r} is a graph, sparse tensor or type, which convkit does not support")
+    v = onnx.helper.get_attribute_value(a)
+    if a.type == AttributeProto.TENSOR:
+        return numpy_helper.to_array(v)
+    if a.type == AttributeProto.TENSORS:
+        return [numpy_helper.to_array(t) for t in v]
+    if isinstance(v, bytes):
+        return v.decode()
+    if isinstance(v, list) and v and isinstance(v[0], bytes):
+        return [s.decode() for s in v]
+    return v
+
+
+def _legacy_softmax(fn):
+    """Softmax/LogSoftmax before opset 13: flatten to 2-D at ``axis`` (default 1), normalise the rows."""
+    def call(x, *, axis=1):
+        a = axis % x.ndim if x.ndim else 0
+        return fn(x.reshape(int(np.prod(x.shape[:a])), -1), axis=1).reshape(x.shape)
+    return call
+
+
+def _resize10(X, scales, *, mode="nearest"):
+    return ops.Resize(X, None, scales, mode=mode, coordinate_transformation_mode="asymmetric", nearest_mode="floor")
+
+
+def _bind(op, opset, attrs, n_out):
+    """The callable for one node at this opset, with the node's attributes bound as keywords."""
+    fn = getattr(ops, op)
+    if op in ("Softmax", "LogSoftmax") and opset < 13:
+        fn = _legacy_softmax(fn)
+    elif op == "Resize" and opset < 11:
+        fn = _resize10
+    elif op == "Pad" and "value" in attrs:
+        attrs["constant_value"] = attrs.pop("value")
+    elif op == "MaxPool":
+        attrs["return_indices"] = n_out > 1
+    elif op == "Dropout":
+        attrs["return_mask"] = n_out > 1
+    elif op == "Split" and "num_outputs" not in attrs:
+        attrs["num_outputs"] = n_out
+    elif op == "BatchNormalization" and n_out > 1 and opset < 14:
+        raise ValueError("training-mode outputs (mean, var, saved_mean, saved_var) before opset 14 are "
+                         "not supported")
+    elif op == "Cast":
+        np_dtype(attrs.get("to", 0))
+    params = inspect.signature(fn).parameters
+    if not any(p.kind == p.VAR_KEYWORD for p in params.values()):
+        unknown = sorted(set(attrs) - set(params))
+        if unknown:
+            raise ValueError(f"attributes {unknown} are not {op}'s (opset {opset})")
+    return fn, attrs
+
+
+class InferenceSession(Module):
+    """An ONNX model run on NumPy. Build one with :func:`convkit.onnx.load`.
+
+    ``run(output_names, {input_name: array})`` returns a list of arrays, as onnxruntime's does;
+    calling it as a Module, ``session(x, ...)``, feeds the graph inputs in order and returns the
+    output (a tuple when there are several). Initializers are buffers: ``state_dict()`` lists them
+    by their ONNX names and ``load_state_dict`` replaces weights.
+    """
+
+    def __init__(self, model, *, label="<ModelProto>"):
+        super().__init__()
+        onnx = require_onnx()
+        from onnx import numpy_helper
+
+        self.eval()
+        object.__setattr__(self, "label", label)
+        opsets = {o.domain: o.version for o in model.opset_import}
+        opset = opsets.get("", opsets.get("ai.onnx"))
+        newest = onnx.defs.onnx_opset_version()
+        if opset is None or not 7 <= opset <= newest:
+            raise ValueError(f"convkit.onnx.load: {label}: the ai.onnx opset must be 7 to {newest}; "
+                             f"got opset={opset!r}.")
+        self.opset = opset
+        g = model.graph
+        if len(g.sparse_initializer):
+            raise ValueError(f"convkit.onnx.load: {label}: sparse initializers are not supported.")
+        known = set()
+        for vi in [*g.input, *g.output]:
+            t = vi.type
+            if not t.HasField("tensor_type"):
+                raise ValueError(f"convkit.onnx.load: {label}: graph input/output {vi.name!r} is not a tensor "
+                                 f"(sequence, map and optional values are not supported).")
+            if t.tensor_type.elem_type not in DTYPES:
+                raise ValueError(f"convkit.onnx.load: {label}: graph input/output {vi.name!r} has element type "
+                                 f"{_type_name(t.tensor_type.elem_type)}, which NumPy has no dtype for.")
+        for t in g.initializer:
+            if t.data_type not in DTYPES:
+                raise ValueError(f"convkit.onnx.load: {label}: initializer {t.name!r} has element type "
+                                 f"{_type_name(t.data_type)}, which NumPy has no dtype for.")
+            try:
+                arr = np.array(numpy_helper.to_array(t), copy=True)
+            except Exception as e:
+                raise ValueError(f"convkit.onnx.load: {label}: initializer {t.name!r} cannot be read ({e}).") from None
+            self.register_buffer(t.name, arr)
+            known.add(t.name)
+        self._inputs = [_node_arg(vi) for vi in g.input if vi.name not in known]
+        self._outputs = [_node_arg(vi) for vi in g.output]
+        self._input_types = {vi.name: vi.type.tensor_type.elem_type for vi in g.input}
+        known.update(a.name for a in self._inputs)
+
+        unsupported = [(i, n) for i, n in enumerate(g.node)
+                       if n.domain not in ("", "ai.onnx") or n.op_type not in _SUPPORTED]
+        if unsupported:
+            seen = {}
+            for i, n in unsupported:
+                seen.setdefault((n.domain, n.op_type), (i, n.name))
+            listed = "; ".join(f"{(d + '::') if d else ''}{op} (first at node {i}, {name!r})"
+                               for (d, op), (i, name) in seen.items())
+            raise ValueError(f"convkit.onnx.load: {label}: unsupported op(s): {listed}. convkit runs these ops: "
+                             f"{', '.join(sorted(_SUPPORTED))}.")
+        self._nodes = []
+        for i, n in enumerate(g.node):
+            where = f"node {i} ({n.name!r}, {n.op_type})"
+            for name in n.input:
+                if name and name not in known:
+                    raise ValueError(f"convkit.onnx.load: {label}: {where}: input {name!r} is not a graph input, "
+                                     f"an initializer or an earlier node's output (a missing initializer, or "
+                                     f"nodes out of order).")
+            try:
+                attrs = {a.name: _attr_value(a, onnx) for a in n.attribute}
+                fn, attrs = _bind(n.op_type, opset, attrs, len(n.output))
+            except ValueError as e:
+                raise ValueError(f"convkit.onnx.load: {label}: {where}: {e}.") from None
+            known.update(o for o in n.output if o)
+            self._nodes.append((i, n.name, n.op_type, list(n.input), list(n.output), fn, attrs))
+        for o in self._outputs:
+            if o.name not in known:
+                raise ValueError(f"convkit.onnx.load: {label}: graph output {o.name!r} is produced by no node.")
+        # nodes computed from Constant nodes alone (not from inputs, nor from weights) are evaluated once
+        # and kept: e.g. the ConstantOfShape weights of the onnx package's light model zoo
+        # small initializers count too (shapes, fill values): the cache is dropped when their bytes change
+        # (not those also listed as graph inputs: a caller may feed those)
+        fed = {vi.name for vi in g.input}
+        small = [t.name for t in g.initializer if self._buffers[t.name].data.size <= 64 and t.name not in fed]
+        object.__setattr__(self, "_small", small)
+        static, self._static = set(small), set()
+        for k, (_, _, op, ins, outs, _, _) in enumerate(self._nodes):
+            if op == "Constant" or (ins and all(n and n in static for n in ins)):
+                self._static.add(k)
+                static.update(outs)
+        object.__setattr__(self, "_static_cache", {})
+        object.__setattr__(self, "_static_values", static)
+        # the last node that reads each value, to drop intermediates early
+        last = {}
+        for k, (_, _, _, ins, _, _, _) in enumerate(self._nodes):
+            for name in ins:
+                last[name] = k
+        self._free_after = [[] for _ in self._nodes]
+        for name, k in last.items():
+            self._free_after[k].append(name)
+
+    # ------------------------------------------------------------ onnxruntime's interface
+    def get_inputs(self):
+        return list(self._inputs)
+
+    def get_outputs(self):
+        return list(self._outputs)
+
+    def op_counts(self):
+        """How many nodes use each op type, in first-use order."""
+        return Counter(op for _, _, op, _, _, _, _ in self._nodes)
+
+    def _check_feed(self, feed):
+        if not hasattr(feed, "items"):
+            raise TypeError(f"convkit.onnx: {self.label}: input_feed must be a dict of input name -> array; "
+                            f"got {type(feed).__name__}.")
+        expected = [a.name for a in self._inputs]
+        unknown = [k for k in feed if k not in self._input_types]
+        missing = [k for k in expected if k not in feed]
+        if unknown or missing:
+            raise ValueError(f"convkit.onnx: {self.label}: input_feed must name the model's inputs {expected}; "
+                             f"got {list(feed)} (missing {missing}, unknown {unknown}).")
+        out = {}
+        for k, v in feed.items():
+            arr = np.asarray(v.data if isinstance(v, Tensor) else v)
+            want = self._input_types.get(k)
+            ref = DTYPES.get(want)
+            if ref is not None and arr.dtype != np.dtype(ref) and not (ref is np.object_ and arr.dtype.kind in "OU"):
+                raise ValueError(f"convkit.onnx: {self.label}: input {k!r} must be tensor({_TYPE_NAMES[want]}); "
+                                 f"got dtype={arr.dtype.name!r}.")
+            arg = next((a for a in self._inputs if a.name == k), None)
+            if arg is not None and arg.shape is not None:
+                ok = len(arg.shape) == arr.ndim and all(not isinstance(d, int) or d <= 0 or d == s
+                                                         for d, s in zip(arg.shape, arr.shape))
+                if not ok:
+                    raise ValueError(f"convkit.onnx: {self.label}: input {k!r} must have shape {arg.shape}; "
+                                     f"got shape={arr.shape}.")
+            out[k] = arr.astype(object) if arr.dtype.kind == "U" else arr
+        return out
+
+    def _execute(self, feed, keep=()):
+        env = {k: b.data for k, b in self._buffers.items() if b is not None}
+        env.update(feed)
+        keep = set(keep)
+        stamp = b"".join(self._buffers[n].data.tobytes() for n in self._small)
+        if stamp != self.__dict__.get("_stamp"):
+            self._static_cache.clear()
+            object.__setattr__(self, "_stamp", stamp)
+        for k, (i, name, op, ins, outs, fn, attrs) in enumerate(self._nodes):
+            res = self._static_cache.get(k)
+            if res is None:
+                args = [env[n] if n else None for n in ins]
+                while args and args[-1] is None:
+                    args.pop()
+                try:
+                    res = fn(*args, **attrs)
+                except _WRAP as e:
+                    raise ValueError(f"convkit.onnx: {self.label}: node {i} ({name!r}, {op}) failed: {e}") from e
+                if k in self._static:
+                    self._static_cache[k] = res
+            if not isinstance(res, tuple):
+                res = (res,)
+            for o, r in zip(outs, res):
+                if o:
+                    env[o] = np.asarray(r)
+            for n in self._free_after[k]:
+                if n not in keep and n not in self._buffers:
+                    env.pop(n, None)
+        return env
+
+    def run(self, output_names=None, input_feed=None, run_options=None):
+        """Outputs named in ``output_names`` (all when None) for the inputs in ``input_feed``, as a list."""
+        names = [o.name for o in self._outputs] if not output_names else list(output_names)
+        valid = {o.name for o in self._outputs}
+        bad = [n for n in names if n not in valid]
+        if bad:
+            raise ValueError(f"convkit.onnx: {self.label}: output_names must be among {sorted(valid)}; got {bad}.")
+        env = self._execute(self._check_feed(input_feed or {}), keep=names)
+        # a cached constant is handed out as a copy, so that changing it changes nothing here
+        return [env[n].copy() if n in self._static_values else env[n] for n in names]
+
+    # ------------------------------------------------------------ Module interface
+    def forward(self, *inputs):
+        if len(inputs) != len(self._inputs):
+            raise ValueError(f"convkit.onnx: {self.label}: forward takes the graph inputs "
+                             f"{[a.name for a in self._inputs]}; got {len(inputs)} argument(s).")
+        as_tensor = any(isinstance(x, Tensor) for x in inputs)
+        outs = self.run(None, {a.name: x for a, x in zip(self._inputs, inputs)})
+        if as_tensor:
+            outs = [Tensor(o) for o in outs]
+        return outs[0] if len(outs) == 1 else tuple(outs)
+
+    def extra_repr(self):
+        return (f"{self.label}, opset={self.opset}, inputs={[a.name for a in self._inputs]}, "
+                f"outputs={[a.name for a in self._outputs]}, nodes={len(self._nodes)}")
+
+
+def load(model):
+    """Read an ONNX model (a path, its bytes, or an onnx.ModelProto) into an :class:`InferenceSession`.
+
+    Only the protobuf is parsed; nothing in the file is executed. External tensor data is read
+    only from files inside the model's own folder. Every op is checked at load time: an op
+    convkit does not run fails here, naming the node.
+    """
+    model, label, folder = read_model(model)
+    inline_external_data(model, label, folder)
+    return InferenceSession(model, label=label)

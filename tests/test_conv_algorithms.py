@@ -1,0 +1,202 @@
+"""Every convolution algorithm (F.conv(..., algorithm=...)) against the loop reference, through the
+same grids as the core ops: float64 exact to rounding, float32 within tolerance; the automatic and
+autotuned choices; and clear errors for an algorithm that does not apply."""
+import numpy as np
+import pytest
+from hypothesis import given, strategies as st
+
+import convkit
+import convkit.functional as F
+import convkit.reference as R
+from convkit.functional import _plan
+from test_conv import GRID, TRANSPOSE_GRID, conv_configs
+
+WINOGRAD_GRID = [
+    # x shape, weight shape, keywords: 2-D 3x3 stride 1, every padding form
+    ((2, 3, 7, 9), (4, 3, 3, 3), dict(padding=1)),
+    ((1, 2, 5, 5), (3, 2, 3, 3), dict()),
+    ((2, 4, 12, 10), (5, 4, 3, 3), dict(padding=((3, 0), (1, 2)))),
+    ((1, 1, 3, 3), (1, 1, 3, 3), dict()),
+    ((3, 2, 8, 8), (2, 2, 3, 3), dict(padding="same")),
+    ((1, 2, 4, 6), (3, 2, 3, 3), dict(padding=4)),                       # padding wider than the kernel
+    ((2, 3, 9, 11), (2, 3, 3, 3), dict(padding=1, padding_mode="reflect")),
+    ((2, 3, 9, 7), (4, 3, 5, 5), dict(padding=2)),                      # F(2x2, 5x5)
+    ((1, 2, 6, 8), (3, 2, 5, 5), dict(padding=((0, 3), (4, 1)))),
+    ((1, 2, 5, 5), (3, 2, 5, 5), dict(padding=6)),
+    ((2, 3, 6, 6), (4, 3, 3, 3), dict(padding=1, data_format="channels_last")),
+]
+
+
+def _algorithms(x_shape, w_shape, groups, kw):
+    kw = {k: v for k, v in kw.items() if k in ("stride", "padding", "dilation")}
+    return F.conv_algorithms(x_shape, w_shape, groups=groups, **kw)["applicable"]
+
+
+def _check(rng, x_shape, w_shape, groups, kw, algorithm, dtype=np.float64):
+    xr, w, b = (rng.standard_normal(s).astype(dtype) for s in (x_shape, w_shape, w_shape[:1]))
+    ref_kw = {k: v for k, v in kw.items() if k != "data_format"}
+    x = np.moveaxis(xr, 1, -1) if kw.get("data_format") == "channels_last" else xr   # x_shape is channels first
+    y_ref = R.conv(xr.astype(np.float64), w.astype(np.float64), b.astype(np.float64), groups=groups, **ref_kw)
+    y = F.conv(x, w, b, groups=groups, algorithm=algorithm, **kw)
+    assert y.dtype == dtype
+    yc = np.moveaxis(y, -1, 1) if kw.get("data_format") == "channels_last" else y
+    g = rng.standard_normal(y.shape).astype(dtype)
+    gr = np.moveaxis(g, -1, 1) if kw.get("data_format") == "channels_last" else g
+    refs = R.conv_vjp(gr.astype(np.float64), xr.astype(np.float64), w.astype(np.float64), b.astype(np.float64),
+                      groups=groups, **ref_kw)
+    got = F.conv_vjp(g, x, w, b, groups=groups, algorithm=algorithm, **kw)
+    if kw.get("data_format") == "channels_last":
+        got = (np.moveaxis(got[0], -1, 1),) + tuple(got[1:])
+    for a, e in zip((yc,) + tuple(got), (y_ref,) + tuple(refs)):
+        if dtype == np.float64:
+            np.testing.assert_allclose(a, e, rtol=1e-10, atol=1e-10)
+        else:  # float32: within 1e-4 of the float64 reference, relative to its largest value
+            assert np.abs(a - e).max() <= 1e-4 * max(1.0, np.abs(e).max())
+
+
+@pytest.mark.parametrize("x_shape,w_shape,groups,kw", GRID)
+def test_every_applicable_algorithm_matches_reference(rng, x_shape, w_shape, groups, kw):
+    for algorithm in _algorithms(x_shape, w_shape, groups, kw):
+        _check(rng, x_shape, w_shape, groups, kw, algorithm)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("x_shape,w_shape,kw", WINOGRAD_GRID)
+def test_winograd_matches_reference(rng, x_shape, w_shape, kw, dtype):
+    assert "winograd" in _algorithms(x_shape, w_shape, 1, kw)
+    _check(rng, x_shape, w_shape, 1, kw, "winograd", dtype)
+
+
+@pytest.mark.parametrize("m,r", [(2, 3), (4, 3), (2, 5), (4, 5)])
+def test_winograd_float32_error_on_a_real_layer_size(rng, m, r):
+    """F(m x m, r x r) in float32 on a 64-channel layer stays within 1e-4 relative of the float64 reference."""
+    from convkit.functional import _winograd
+    x = rng.standard_normal((2, 64, 20, 20))
+    w = rng.standard_normal((32, 64, r, r)) * 0.1
+    p = r // 2
+    pads = ((p, p), (p, p))
+    ref = F.conv(x, w, padding=p, algorithm="im2col")
+    y = _winograd.forward(x.astype(np.float32), w.astype(np.float32), pads, (20, 20), m=m)
+    assert np.abs(y - ref).max() <= 1e-4 * np.abs(ref).max()
+    g = rng.standard_normal(ref.shape)
+    gx = _winograd.input_grad(g.astype(np.float32), w.astype(np.float32), (20, 20), pads, m=m)
+    gref = F.conv_vjp(g, x, w, padding=p, algorithm="im2col")[0]
+    assert np.abs(gx - gref).max() <= 1e-4 * np.abs(gref).max()
+
+
+@pytest.mark.parametrize("m,r", [(2, 3), (4, 3), (2, 5), (3, 5), (4, 5)])
+def test_winograd_matrices_compute_a_correlation(rng, m, r):
+    """The Toom-Cook matrices: A^T [(G g) * (B^T d)] is the correlation of d with g, and B^T is integer."""
+    from convkit.functional import _winograd
+    at, g_, bt = _winograd.matrices(m, r)
+    d, g = rng.standard_normal(m + r - 1), rng.standard_normal(r)
+    np.testing.assert_allclose(at @ ((g_ @ g) * (bt @ d)), np.correlate(d, g, "valid"), atol=1e-12)
+    np.testing.assert_array_equal(bt, np.round(bt))
+
+
+def test_winograd_under_a_tiny_workspace_takes_one_sample_at_a_time(rng):
+    with convkit.workspace_limit(1024):
+        _check(rng, (3, 2, 9, 7), (4, 2, 3, 3), 1, dict(padding=1), "winograd")
+
+
+@given(conv_configs(), st.integers(0, 2**31))
+def test_algorithms_hypothesis(cfg, seed):
+    rng = np.random.default_rng(seed)
+    kw = {k: cfg[k] for k in ("stride", "padding", "dilation", "padding_mode")}
+    for algorithm in _algorithms(cfg["x_shape"], cfg["w_shape"], cfg["groups"], kw):
+        _check(rng, cfg["x_shape"], cfg["w_shape"], cfg["groups"], kw, algorithm)
+
+
+@pytest.mark.parametrize("x_shape,w_shape,groups,kw", TRANSPOSE_GRID + [
+    ((2, 3, 6, 5), (3, 4, 3, 3), 1, dict(padding=1)),        # stride 1 3x3: Winograd applies
+])
+def test_conv_transpose_algorithms_match_reference(rng, x_shape, w_shape, groups, kw):
+    x, w = rng.standard_normal(x_shape), rng.standard_normal(w_shape)
+    y_ref = R.conv_transpose(x, w, groups=groups, **kw)
+    g = rng.standard_normal(y_ref.shape)
+    refs = R.conv_transpose_vjp(g, x, w, groups=groups, **kw)
+    full = tuple((i - 1) * kw.get("stride", 1) + 3 for i in x_shape[2:]) if w_shape[2:] == (3, 3) else None
+    algorithms = ["im2col"] + (["winograd"] if full and "stride" not in kw else [])
+    for algorithm in algorithms:
+        np.testing.assert_allclose(F.conv_transpose(x, w, groups=groups, algorithm=algorithm, **kw), y_ref,
+                                   atol=1e-10)
+        got = F.conv_transpose_vjp(g, x, w, groups=groups, algorithm=algorithm, **kw)
+        for a, e in zip(got[:2], refs[:2]):
+            np.testing.assert_allclose(a, e, atol=1e-10)
+
+
+@pytest.mark.parametrize("call,pattern", [
+    (lambda: F.conv(np.ones((1, 2, 5, 5)), np.ones((3, 2, 4, 4)), algorithm="winograd"),
+     r"conv2d: algorithm must be one that applies to this convolution \('im2col'\); got algorithm='winograd'\."),
+    (lambda: F.conv(np.ones((1, 2, 5, 5)), np.ones((3, 2, 3, 3)), stride=2, algorithm="winograd"),
+     "applies to this convolution"),
+    (lambda: F.conv(np.ones((1, 2, 5, 5)), np.ones((3, 2, 3, 3)), algorithm="gemm"), "got algorithm='gemm'"),
+    (lambda: F.conv(np.ones((1, 2, 5, 5)), np.ones((2, 1, 3, 3)), groups=2, stride=2, algorithm="direct"),
+     "got algorithm='direct'"),
+    (lambda: F.conv(np.ones((1, 2, 5, 5)), np.ones((3, 2, 3, 3)), algorithm="fast"),
+     r"algorithm must be None, 'auto' or one of 'direct', 'gemm', 'winograd', 'im2col'; got algorithm='fast'"),
+    (lambda: F.conv_transpose(np.ones((1, 2, 5, 5)), np.ones((2, 3, 3, 3)), stride=2, algorithm="winograd"),
+     "conv_transpose2d: algorithm must be one that applies"),
+])
+def test_an_algorithm_that_does_not_apply_is_a_clear_error(call, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        call()
+
+
+def test_auto_is_the_default():
+    x, w = np.ones((1, 2, 5, 5)), np.ones((3, 2, 3, 3))
+    np.testing.assert_array_equal(F.conv(x, w, algorithm="auto"), F.conv(x, w))
+
+
+def test_the_automatic_choice_per_shape():
+    assert F.conv_algorithms((8, 64, 56, 56), (64, 64, 3, 3), padding=1) == {
+        "applicable": ["winograd", "im2col"], "forward": "winograd", "forward_autograd": "im2col",
+        "backward": "winograd"}
+    assert F.conv_algorithms((8, 512, 7, 7), (512, 512, 3, 3), padding=1)["forward"] == "im2col"
+    assert F.conv_algorithms((8, 192, 28, 28), (64, 192, 1, 1))["forward"] == "gemm"
+    assert F.conv_algorithms((8, 144, 56, 56), (144, 1, 3, 3), padding=1, groups=144)["forward"] == "direct"
+    assert F.conv_algorithms((8, 3, 224, 224), (64, 3, 7, 7), stride=2, padding=3)["applicable"] == ["im2col"]
+
+
+def test_autotune_measures_once_per_shape_and_agrees_with_the_default(rng):
+    x, w = rng.standard_normal((2, 3, 8, 8)), rng.standard_normal((4, 3, 3, 3))
+    F.clear_plans()
+    assert not F.get_autotune()
+    with F.autotune():
+        assert F.get_autotune()
+        y = F.conv(x, w, padding=1)
+        gx, gw, _ = F.conv_vjp(np.ones_like(y), x, w, padding=1)
+        plans = F.conv_plans()
+        assert {k[0] for k in plans} == {"forward", "backward"}
+        for plan in plans.values():
+            assert set(plan["seconds"]) == {"winograd", "im2col"} and plan["algorithm"] in plan["seconds"]
+        F.conv(x, w, padding=1)
+        assert len(F.conv_plans()) == len(plans)          # the second call of a shape measures nothing
+    assert not F.get_autotune()
+    np.testing.assert_allclose(y, R.conv(x, w, padding=1), atol=1e-10)
+    for a, e in zip((gx, gw), R.conv_vjp(np.ones_like(y), x, w, padding=1)[:2]):
+        np.testing.assert_allclose(a, e, atol=1e-10)
+    F.clear_plans()
+    assert F.conv_plans() == {}
+    with pytest.raises(TypeError, match="set_autotune: enabled must be a bool; got enabled=1"):
+        F.set_autotune(1)
+
+
+def test_autograd_forward_keeps_columns_and_backward_uses_winograd(rng, monkeypatch):
+    """Through autograd a 3x3 layer's forward stays on im2col (its columns serve the weight gradient)
+    and the input gradient takes Winograd."""
+    from convkit.functional import _winograd
+    calls = []
+    for name in ("forward", "input_grad"):
+        fn = getattr(_winograd, name)
+        monkeypatch.setattr(_winograd, name, lambda *a, _fn=fn, _n=name, **k: calls.append(_n) or _fn(*a, **k))
+    monkeypatch.setattr(_plan, "_winograd_pays", lambda *a: True)
+    x = convkit.tensor(rng.standard_normal((2, 3, 8, 8)), requires_grad=True)
+    w = convkit.tensor(rng.standard_normal((4, 3, 3, 3)), requires_grad=True)
+    y = F.conv(x, w, padding=1)
+    assert calls == []
+    y.sum().backward()
+    assert "input_grad" in calls and "forward" in calls   # input_grad runs Winograd's forward on the gradient
+    g = np.ones(y.shape)
+    for a, e in zip((x.grad, w.grad), R.conv_vjp(g, x.data, w.data, padding=1)[:2]):
+        np.testing.assert_allclose(a, e, atol=1e-10)
