@@ -4,7 +4,8 @@
                                     [--autotune] [--both-coretypes]
 
 Each repeat times convkit then PyTorch on the same layer, so both see the
-same machine load; the table reports medians, the ratio convkit/PyTorch
+same machine load, with a pause before each so that neither runs beside the
+other's still-spinning threads; the table reports medians, the ratio convkit/PyTorch
 (< 1 is faster), GFLOP/s counted as direct convolution (2 * MACs per pass,
 three passes) and as a share of the measured SGEMM ceiling (a 2048^3
 float32 matrix product through NumPy), the algorithms convkit chose
@@ -111,6 +112,11 @@ def flops(case, x_shape, y_shape):
     return 3 * 2 * macs
 
 
+# Pause before each timed run: OpenBLAS's idle threads spin for up to ~0.1 s after convkit's last
+# matrix product (and PyTorch's after its own), and would steal the next run's cores.
+SETTLE = 0.25
+
+
 def sgemm_ceiling(repeats=5, n=2048):
     """GFLOP/s of the best of ``repeats`` n^3 float32 matrix products through NumPy."""
     a = np.random.default_rng(1).standard_normal((n, n)).astype(np.float32)
@@ -187,10 +193,12 @@ def main(argv=None):
         if torch:
             torch_step(kind, tx.detach(), None if tw is None else tw.detach(), kw, nd)
         for _ in range(args.repeats):
+            time.sleep(SETTLE)
             t0 = time.perf_counter()
             convkit_step(kind, x, w, kw)
             ours.append(time.perf_counter() - t0)
             if torch:
+                time.sleep(SETTLE)
                 t0 = time.perf_counter()
                 torch_step(kind, tx.detach(), None if tw is None else tw.detach(), kw, nd)
                 theirs.append(time.perf_counter() - t0)

@@ -116,6 +116,11 @@ def profile(sess, x):
         print(f"    node {i:3d} {name:24s} {op:10s} in {shape}: {dt * 1e3:.1f} ms")
 
 
+# Pause before each timed run: OpenBLAS's idle threads spin for up to ~0.1 s after convkit's last
+# matrix product (and a peer's threads after its own), and would steal the next run's cores.
+SETTLE = 0.25
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=7)
@@ -148,10 +153,12 @@ def main(argv=None):
             diff = float(np.abs(a - b).max() / np.abs(b).max())
         t_ours, t_theirs = [], []
         for _ in range(args.repeats):
+            time.sleep(SETTLE)
             t0 = time.perf_counter()
             ours.run(None, {"input": x})
             t_ours.append(time.perf_counter() - t0)
             if theirs is not None:
+                time.sleep(SETTLE)
                 t0 = time.perf_counter()
                 theirs.run(None, {"input": x})
                 t_theirs.append(time.perf_counter() - t0)

@@ -200,3 +200,18 @@ def test_autograd_forward_keeps_columns_and_backward_uses_winograd(rng, monkeypa
     g = np.ones(y.shape)
     for a, e in zip((x.grad, w.grad), R.conv_vjp(g, x.data, w.data, padding=1)[:2]):
         np.testing.assert_allclose(a, e, atol=1e-10)
+
+
+@pytest.mark.parametrize("x_shape,w_shape", [((1, 8, 3, 3), (32, 8, 3, 3)), ((2, 16, 2, 5), (48, 16, 2, 3)),
+                                             ((1, 20, 4), (40, 20, 3))])
+def test_heavy_weight_layers_keep_consistent_columns_through_autograd(rng, x_shape, w_shape):
+    """Fewer output positions than filters: the forward takes channels-first columns (no weight
+    reorder) and the backward must read the kept columns in that layout."""
+    import importlib
+    conv_mod = importlib.import_module("convkit.functional.conv")
+    x, w, b = rng.standard_normal(x_shape), rng.standard_normal(w_shape), rng.standard_normal(w_shape[0])
+    y, tape = conv_mod._conv_taped("conv", x, w, b, padding=1)
+    np.testing.assert_allclose(y, R.conv(x, w, b, padding=1), atol=1e-10)
+    g = rng.standard_normal(y.shape)
+    for a, e in zip(conv_mod._conv_taped_vjp(g, tape), R.conv_vjp(g, x, w, b, padding=1)):
+        np.testing.assert_allclose(a, e, atol=1e-10)

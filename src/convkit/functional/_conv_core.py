@@ -141,7 +141,9 @@ def _forward_fold(x, w, pads, stride, dilation, out, bias, y, cols=None):
         cols = _fold_columns(x, pads, w.shape[2:], stride, dilation, out)
     m = n_ * math.prod(out[1:])
     rows = out[0] * m
-    wt = np.moveaxis(w, (2, 1), (0, -1)).reshape(k0, k_out, -1).transpose(0, 2, 1)  # (K0, prod(K[1:])*C, K)
+    # (K0, K, prod(K[1:])*C), each filter's taps reordered within its own row (a local copy; moving K
+    # innermost instead would miss the cache on every element of a large weight), used transposed
+    wt = np.ascontiguousarray(np.moveaxis(w, 1, -1).swapaxes(0, 1)).reshape(k0, k_out, -1).transpose(0, 2, 1)
     acc = np.matmul(cols[:rows], wt[0])
     tmp = np.empty_like(acc) if k0 > 1 else None
     for kd in range(1, k0):
@@ -228,6 +230,12 @@ def _pointwise_backward(x, w, g, stride, need_x, need_w):
     return gx, (gw.reshape(w.shape) if need_w else None)
 
 
+def _heavy_weight(n, out, k_out):
+    """Fewer output positions than filters: forward and backward both use channels-first columns
+    (the backward reads the columns the forward kept, so they must agree)."""
+    return n * math.prod(out) < k_out
+
+
 def forward(x, w, stride, pads, dilation, groups, out, keep=False, bias=None, algorithm=None):
     """y (N, K, *O) = conv(x, w) with zero padding ``pads``; x and w share a dtype.
 
@@ -251,15 +259,18 @@ def forward(x, w, stride, pads, dilation, groups, out, keep=False, bias=None, al
         return (y, None) if keep else y
     n_, c = x.shape[:2]
     k_out, kernel = w.shape[0], w.shape[2:]
-    cl = _channels_last(c, w, pads, dilation, groups)
-    # channels last: (K, *kernel, C) flattened, to match the columns' (*kernel, C) order
-    wm = np.moveaxis(w, 1, -1).reshape(k_out, -1) if cl else w.reshape(groups, k_out // groups, -1)
     y = np.empty((n_, k_out) + tuple(out), dtype=x.dtype)
     cell = _cell_bytes(c, kernel, k_out, x.itemsize)
     chunks = list(plan_chunks(n_, out, cell))
-    if _fold_ok(c, w, stride, pads, dilation, groups, chunks, forward=True):
+    # Fewer output positions than filters (a deep layer at batch 1): the weight is the big operand,
+    # and channels-first columns use it as it is stored, where the other layouts reorder it per call.
+    heavy_weight = _heavy_weight(n_, out, k_out)
+    if not heavy_weight and _fold_ok(c, w, stride, pads, dilation, groups, chunks, forward=True):
         cols = _forward_fold(x, w, pads, stride, dilation, out, bias, y)
         return (y, _Folded(cols)) if keep else y
+    cl = not heavy_weight and _channels_last(c, w, pads, dilation, groups)
+    # channels last: (K, *kernel, C) flattened, to match the columns' (*kernel, C) order
+    wm = np.moveaxis(w, 1, -1).reshape(k_out, -1) if cl else w.reshape(groups, k_out // groups, -1)
     cols = None
     for n0, n1, r0, r1 in chunks:
         oc = (r1 - r0,) + tuple(out[1:])
@@ -316,7 +327,7 @@ def backward(x, w, g, stride, pads, dilation, groups, need_x=True, need_w=True, 
     n_, c = x.shape[:2]
     k_out, kernel = w.shape[0], w.shape[2:]
     out = g.shape[2:]
-    cl = _channels_last(c, w, pads, dilation, groups)
+    cl = not _heavy_weight(n_, out, k_out) and _channels_last(c, w, pads, dilation, groups)
     chunks = list(plan_chunks(n_, out, _cell_bytes(c, kernel, k_out, x.itemsize)))
     kept_im2col = cols is not None and not isinstance(cols, _Folded)  # then one product, no columns to make
     if need_w and not kept_im2col and _fold_ok(c, w, stride, pads, dilation, groups, chunks):
