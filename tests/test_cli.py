@@ -3,6 +3,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from convkit import cli
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -82,3 +84,14 @@ def test_info_says_who_set_the_core_type(monkeypatch, capsys):
     monkeypatch.setenv("CONVKIT_SET_BLAS", "OPENBLAS_CORETYPE,OPENBLAS_THREAD_TIMEOUT")
     assert cli.main(["info"]) == 0
     assert "OPENBLAS_CORETYPE=SkylakeX set by the convkit command" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("shape,message", [
+    ("1x1000000x1000000", "bytes"),                                   # far more memory than any machine
+    ("1x99999999999999999999x28", "--input must be sizes joined by x, 3 of them"),
+    ("1x28", "--input must be sizes joined by x, 3 of them"),
+])
+def test_summary_input_errors_are_one_line(capsys, shape, message):
+    assert cli.main(["summary", "--model", "mnist_cnn", "--input", shape]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("convkit summary: ") and err.count("\n") == 1 and message in err

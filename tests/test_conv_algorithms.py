@@ -215,3 +215,21 @@ def test_heavy_weight_layers_keep_consistent_columns_through_autograd(rng, x_sha
     g = rng.standard_normal(y.shape)
     for a, e in zip(conv_mod._conv_taped_vjp(g, tape), R.conv_vjp(g, x, w, b, padding=1)):
         np.testing.assert_allclose(a, e, atol=1e-10)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("x_shape,w_shape,kw", [
+    ((2, 8, 6, 7), (16, 8, 3, 3), dict(padding=1)),
+    ((2, 6, 9, 8), (24, 6, 3, 3), dict(padding=2, dilation=2)),
+    ((1, 4, 5, 6, 4), (8, 4, 3, 3, 3), dict(padding=((1, 0), (2, 1), (1, 1)))),
+    ((2, 5, 7, 6), (8, 5, 2, 3), dict(padding=((1, 0), (0, 2)))),
+])
+def test_stride1_input_gradient_as_a_forward_convolution(rng, monkeypatch, x_shape, w_shape, kw, dtype):
+    """With stride 1 the im2col input gradient may be computed as the forward convolution of grad_out
+    with the rotated kernel (folded columns); check that path is taken and agrees with the reference."""
+    from convkit.functional import _conv_core
+    taken = []
+    real = _conv_core._rotated
+    monkeypatch.setattr(_conv_core, "_rotated", lambda w: taken.append(1) or real(w))
+    _check(rng, x_shape, w_shape, 1, kw, "im2col", dtype)
+    assert taken

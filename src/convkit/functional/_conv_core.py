@@ -230,6 +230,34 @@ def _pointwise_backward(x, w, g, stride, need_x, need_w):
     return gx, (gw.reshape(w.shape) if need_w else None)
 
 
+def _rotated(w):
+    """The kernel rotated 180 degrees with its channel axes swapped: (C, K, *kernel)."""
+    flip = (slice(None), slice(None)) + (slice(None, None, -1),) * (w.ndim - 2)
+    return np.ascontiguousarray(w[flip].swapaxes(0, 1))
+
+
+def _rotated_pads(w, pads, dilation):
+    """Padding of grad_out for the full correlation that gives the input gradient (stride 1)."""
+    return tuple((d * (k - 1) - lo, d * (k - 1) - hi) for k, d, (lo, hi) in zip(w.shape[2:], dilation, pads))
+
+
+def _input_grad_by_forward(x, w, g, stride, pads, dilation, groups):
+    """With stride 1 the input gradient is the forward convolution of g (padded by _rotated_pads) with
+    the rotated kernel. Measured: when that forward takes folded columns (short first kernel dim,
+    2-D or 3-D) it beats col2im (3x3x3 16->32 at 16x32x32: 24 -> 19 ms; 3x3 dilation 2, 64 channels
+    at 56x56: 23 -> 16 ms); otherwise col2im is as fast or faster."""
+    if groups != 1 or any(s != 1 for s in stride):
+        return False
+    rp = _rotated_pads(w, pads, dilation)
+    if any(lo < 0 or hi < 0 for lo, hi in rp):
+        return False
+    k_out, c, out = w.shape[0], x.shape[1], x.shape[2:]
+    w_rot_shape = np.broadcast_to(np.zeros((), w.dtype), (c, k_out) + tuple(w.shape[2:]))
+    chunks = list(plan_chunks(g.shape[0], out, _cell_bytes(k_out, w.shape[2:], c, x.itemsize)))
+    return not _heavy_weight(g.shape[0], out, c) and _fold_ok(k_out, w_rot_shape, stride, rp, dilation, 1, chunks,
+                                                                forward=True)
+
+
 def _heavy_weight(n, out, k_out):
     """Fewer output positions than filters: forward and backward both use channels-first columns
     (the backward reads the columns the forward kept, so they must agree)."""
@@ -322,6 +350,11 @@ def backward(x, w, g, stride, pads, dilation, groups, need_x=True, need_w=True, 
         return _pointwise_backward(x, w, g, stride, need_x, need_w)
     if alg == "winograd" and need_x:
         gx = _winograd.input_grad(g, w, x.shape[2:], pads)
+        gw = backward(x, w, g, stride, pads, dilation, groups, False, True, cols, "im2col")[1] if need_w else None
+        return gx, gw
+    if need_x and _input_grad_by_forward(x, w, g, stride, pads, dilation, groups):
+        gx = forward(g, _rotated(w), stride, _rotated_pads(w, pads, dilation), dilation, 1, x.shape[2:],
+                     algorithm="im2col")
         gw = backward(x, w, g, stride, pads, dilation, groups, False, True, cols, "im2col")[1] if need_w else None
         return gx, gw
     n_, c = x.shape[:2]

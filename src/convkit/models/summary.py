@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import nn, shapes
+from .._config import check_alloc
 from ..autograd import Tensor, enable_grad
 
 
@@ -237,6 +238,7 @@ def summary(model, input_shape, dtype=np.float32):
     if not shape or any(s < 1 for s in shape):
         raise ValueError(f"summary: input_shape must be positive sizes (C, H, W, ...); got input_shape={input_shape!r}.")
     result = Summary(shape, total_params=sum(p.numel() for p in model.parameters()))
+    check_alloc("summary", math.prod(shape) * np.dtype(dtype).itemsize, "the sample input")
     x = Tensor(np.zeros((1,) + shape, dtype), requires_grad=True)
     n_sp = max(len(shape) - 1, 1)
     known = {id(x): shapes.ReceptiveField((1,) * n_sp, (1,) * n_sp)}
