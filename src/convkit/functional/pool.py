@@ -178,23 +178,32 @@ def _window_max(xp, g, first, want_arg=True):
     """Running max over the offsets, and (want_arg) the winning offset per window.
 
     The max is one np.maximum pass per offset (NaN propagates). The winner is
-    then found by equality, last offset first, so ties go to the first offset;
-    a window holding NaN is indexed at its last NaN (PyTorch's CPU rule). first
-    is the first real cell of each window (-1 if the window is all padding).
+    tracked in the same scan: an offset whose value is strictly greater takes
+    over, so ties go to the first offset; the update is arithmetic on a small
+    integer code (arg += (j - arg) * hit), cheaper than a masked copy. A window
+    holding NaN is indexed at its last NaN (PyTorch's CPU rule). first is the
+    first real cell of each window (-1 if the window is all padding).
     """
     offsets = list(_offsets(g))
     best = np.array(xp[offsets[0][1]])
-    for _, sl in offsets[1:]:
-        np.maximum(best, xp[sl], out=best)
     if not want_arg:
+        for _, sl in offsets[1:]:
+            np.maximum(best, xp[sl], out=best)
         return best, None
-    arg = np.array(np.broadcast_to(first, best.shape))
+    n = len(offsets)
+    code = np.int8 if n < 2**7 else np.int16 if n < 2**15 else np.int32
+    arg = np.zeros(best.shape, code)
     hit = np.empty(best.shape, bool)
-    for j, sl in reversed(offsets):
-        np.equal(xp[sl], best, out=hit)
-        np.copyto(arg, j, where=hit)
-    # where the max is the padding's fill value, a padding cell may have matched:
-    # the first real cell wins, as with a strict running comparison
+    step = np.empty(best.shape, code)
+    for j, sl in offsets[1:]:
+        v = xp[sl]
+        np.greater(v, best, out=hit)
+        np.maximum(best, v, out=best)
+        np.subtract(code(j), arg, out=step)
+        np.multiply(step, hit, out=step)
+        arg += step
+    # where the max is the padding's fill value, a padding cell may have won:
+    # the first real cell wins, as with a strict running comparison over real cells
     np.equal(best, _lowest(best.dtype), out=hit)
     np.copyto(arg, np.broadcast_to(first, best.shape), where=hit)
     if best.dtype.kind == "f":
@@ -362,6 +371,7 @@ def _max_pool_impl(op, n, x, kernel_size, stride, padding, dilation, ceil_mode, 
     """(y, indices or None, _Route or None) of max_pool; the route is what :func:`_max_pool_route_vjp` needs."""
     xb, unbatched, g = _windowed(op, n, x, kernel_size, stride, padding, dilation, ceil_mode, keep_int=True)
     first, base, table = _max_tables(g)
+    all_pad_windows = bool((first < 0).any())
     tiled = _tiles(g)
     y = np.empty(xb.shape[:2] + g.out, xb.dtype)
     idx = np.empty(y.shape, np.int64) if want_idx or (want_route and not tiled) else None
@@ -379,7 +389,11 @@ def _max_pool_impl(op, n, x, kernel_size, stride, padding, dilation, ceil_mode, 
             return
         y[b], arg = _window_max(_pad(xb[b], g, _lowest(xb.dtype)), g, first, want_arg=idx is not None)
         if idx is not None:
-            idx[b] = np.where(arg >= 0, base + table[arg], -1)
+            ib = idx[b]
+            np.take(table, arg, out=ib, mode="wrap")   # wrap: -1 (a window of padding only) is fixed below
+            ib += base
+            if all_pad_windows:
+                np.copyto(ib, -1, where=arg < 0)
 
     run_blocks(block, _blocks(xb.shape, _plane_bytes(g.span, g.out), cache=True))
     route = _Route(xb.shape, unbatched, g, j, None if tiled else idx) if want_route else None
