@@ -135,7 +135,12 @@ class Optimizer:
             for p in group["params"]:
                 if p.grad is None:
                     continue
-                self._update(p.data, _grad_array(op, p), self.state[p], group)
+                state = self.state[p]
+                self._update(p.data, _grad_array(op, p), state, group)
+                if state.get("step", _FLUSH_EVERY) % _FLUSH_EVERY == 0:
+                    for name in self._state_arrays:
+                        if isinstance(state.get(name), np.ndarray):
+                            flush_subnormals_(state[name])
         return loss
 
     def _update(self, x, g, state, group):
@@ -338,6 +343,28 @@ def blockwise(kernel, arrays, scratch=0):
             kernel(*(None if f is None else f[sl] for f in flat), *(t[:n] for t in tmps))
 
     run_blocks(run, [starts[j:j + per] for j in range(0, len(starts), per)])
+
+
+# Running averages are cleared of subnormal numbers every this many steps (at each step for
+# optimizers without a step count). A momentum that decays with zero gradients (a weight whose input
+# is always 0: a dead ReLU, an MNIST border pixel) passes through the subnormal range for about 200
+# steps, and every operation on a subnormal float32 is 15-30x slower on x86 CPUs, which NumPy cannot
+# set to flush them: measured on mnist_cnn, 1.1 M of 3.3 M Adam averages were subnormal after 1,200
+# steps and an Adam step took 19.8 ms instead of 8.6.
+_FLUSH_EVERY = 16
+
+
+def flush_subnormals_(a):
+    """Set the subnormal entries of the float array ``a`` to (signed) zero, in place; NaN and inf stay.
+
+    Changes each entry by less than the smallest normal number (1.2e-38 in float32), far below
+    what an update can resolve.
+    """
+    if a.dtype.kind != "f" or a.size == 0:
+        return a
+    keep = np.abs(a) >= np.finfo(a.dtype).tiny   # True for inf; False for NaN, and NaN * False is NaN
+    np.multiply(a, keep, out=a)
+    return a
 
 
 def lerp_(a, b, w, tmp):
