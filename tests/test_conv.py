@@ -469,12 +469,13 @@ FOLD_GRID = [
 ]
 
 
+@pytest.mark.parametrize("one_product", [False, True])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("x_shape,w_shape,kw", FOLD_GRID)
-def test_folded_columns_match_reference(rng, monkeypatch, x_shape, w_shape, kw, dtype):
+def test_folded_columns_match_reference(rng, monkeypatch, x_shape, w_shape, kw, dtype, one_product):
     from convkit.functional import _conv_core
     for name, value in [("_FOLD_MIN_RUN", 0), ("_FOLD_MIN_K0", 1), ("_FOLD_MIN_NDIM", 1),
-                        ("_FOLD_MAX_K0_FORWARD", 99)]:
+                        ("_FOLD_MAX_K0_FORWARD", 99), ("_FOLD_ONE_PRODUCT_MAX_K", 99 if one_product else 0)]:
         monkeypatch.setattr(_conv_core, name, value)
     calls = []
     fold = _conv_core._fold_columns
