@@ -187,14 +187,9 @@ def main():
                    help="run with OpenBLAS tuned as the convkit command tunes it (OPENBLAS_THREAD_TIMEOUT=4, "
                         "and the AVX-512 core type where OpenBLAS chose AVX2): restarts this script once")
     args = p.parse_args()
-    if args.like_cli and not os.environ.get("OPENBLAS_THREAD_TIMEOUT"):
-        from convkit._blas import better_coretype, blas_info
-        env = dict(os.environ, OPENBLAS_THREAD_TIMEOUT="4")
-        core = better_coretype(blas_info()["corename"])
-        if core and not os.environ.get("OPENBLAS_CORETYPE"):
-            env["OPENBLAS_CORETYPE"] = core
-        os.execve(sys.executable, [sys.executable, *sys.argv], env)
-    from convkit._blas import blas_info
+    from convkit._blas import blas_info, tuning_env
+    if args.like_cli and tuning_env():
+        os.execve(sys.executable, [sys.executable, *sys.argv], dict(os.environ, **tuning_env()))
     print(f"OpenBLAS core type {blas_info()['corename']}; OPENBLAS_CORETYPE="
           f"{os.environ.get('OPENBLAS_CORETYPE', '(default)')}, OPENBLAS_THREAD_TIMEOUT="
           f"{os.environ.get('OPENBLAS_THREAD_TIMEOUT', '(default)')}")

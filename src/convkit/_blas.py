@@ -84,6 +84,22 @@ def blas_info():
     return info
 
 
+def tuning_env(environ=None):
+    """The OpenBLAS settings the ``convkit`` command adds before it restarts a heavy command, as a dict
+    of environment variables (empty when the user set them already or nothing would gain):
+    OPENBLAS_CORETYPE=SkylakeX where :func:`better_coretype` says so, and OPENBLAS_THREAD_TIMEOUT=4 so
+    that OpenBLAS's idle threads sleep at once instead of spinning beside convkit's own threads."""
+    environ = os.environ if environ is None else environ
+    env = {}
+    if not environ.get("OPENBLAS_CORETYPE"):
+        core = better_coretype(blas_info()["corename"])
+        if core:
+            env["OPENBLAS_CORETYPE"] = core
+    if not environ.get("OPENBLAS_THREAD_TIMEOUT"):
+        env["OPENBLAS_THREAD_TIMEOUT"] = "4"
+    return env
+
+
 def better_coretype(corename):
     """"SkylakeX" when the CPU has AVX-512 (F, BW, DQ, VL) but OpenBLAS chose an AVX2 or older
     core type (``corename``, as OpenBLAS reports it), else None."""

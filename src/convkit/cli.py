@@ -119,12 +119,13 @@ def _predict(args):
 
 
 def _parse_shape(text, ndim=None):
-    parts = str(text).lower().replace(",", "x").split("x")
+    from convkit.explain.arithmetic import parse_shape
+
     try:
-        shape = tuple(int(p) for p in parts)
+        shape = parse_shape(text, "summary", "--input")
     except ValueError:
         shape = ()
-    if not shape or any(s < 1 or s > 2**31 for s in shape) or (ndim and len(shape) != ndim):
+    if not shape or any(s > 2**31 for s in shape) or (ndim and len(shape) != ndim):
         count = f", {ndim} of them (C x H x W)" if ndim else ""
         raise ValueError(f"summary: --input must be sizes joined by x{count}, each from 1 to 2**31, as 1x28x28; "
                          f"got --input={text!r}.")
@@ -205,15 +206,9 @@ def _with_faster_blas():
     command = next((a for a in sys.argv[1:] if not a.startswith("-")), None)
     if command not in _HEAVY:
         return
-    from convkit._blas import better_coretype, blas_info
+    from convkit import _blas
 
-    env = {}
-    if not os.environ.get("OPENBLAS_CORETYPE"):
-        core = better_coretype(blas_info()["corename"])
-        if core:
-            env["OPENBLAS_CORETYPE"] = core
-    if not os.environ.get("OPENBLAS_THREAD_TIMEOUT"):
-        env["OPENBLAS_THREAD_TIMEOUT"] = "4"
+    env = _blas.tuning_env()
     if env:
         sys.stdout.flush()
         sys.stderr.flush()

@@ -67,6 +67,29 @@ def padded_shape(shape, pads):
     return tuple(s + lo + hi for s, (lo, hi) in zip(shape, pads))
 
 
+def bounded_steps(out, kernel_size, stride, dilation, padded):
+    """(stride, dilation) with the values that change nothing bounded: a stride past the padded input
+    (one output) becomes at most its size, the dilation of a one-tap kernel 1; so a huge value cannot
+    overflow the byte strides of a window view.
+
+    >>> bounded_steps((1, 4), (3, 1), (2**62, 2), (1, 2**40), (5, 8))
+    ((5, 2), (1, 1))
+    """
+    return (tuple(min(s, max(p, 1)) if o == 1 else s for o, s, p in zip(out, stride, padded)),
+            tuple(1 if f == 1 else d for f, d in zip(kernel_size, dilation)))
+
+
+def full_correlation_padding(kernel_size, dilation, pads):
+    """Padding of grad_out that makes the input gradient of a stride-1 convolution a plain
+    convolution of it with the rotated kernel: ``(D*(F-1) - P_lo, D*(F-1) - P_hi)`` per dim
+    (negative where the forward padded more than the dilated kernel reaches).
+
+    >>> full_correlation_padding((3, 5), (1, 2), ((1, 1), (0, 3)))
+    ((1, 1), (8, 5))
+    """
+    return tuple((d * (k - 1) - lo, d * (k - 1) - hi) for k, d, (lo, hi) in zip(kernel_size, dilation, pads))
+
+
 def _arith(w, f, s, p, d):
     lo, hi = p
     fe = d * (f - 1) + 1

@@ -16,7 +16,7 @@ import math
 import numpy as np
 
 from .._config import get_workspace_limit
-from ..shapes import padded_shape
+from ..shapes import full_correlation_padding, padded_shape
 from .._parallel import run_blocks
 
 
@@ -87,7 +87,7 @@ def backward(x, w, g, pads, dilation, need_x=True, need_w=True):
     multiply-accumulate computes it in one pass per tap (measured on 144 channels at 56x56: 22 -> 15 ms).
     """
     kernel = w.shape[2:]
-    rp = tuple((d * (k - 1) - lo, d * (k - 1) - hi) for k, d, (lo, hi) in zip(kernel, dilation, pads))
+    rp = full_correlation_padding(kernel, dilation, pads)
     if need_x and w.shape[0] == x.shape[1] and all(lo >= 0 and hi >= 0 for lo, hi in rp):
         flip = (slice(None), slice(None)) + (slice(None, None, -1),) * len(kernel)
         gx = forward(g, np.ascontiguousarray(w[flip]), rp, dilation, x.shape[2:])

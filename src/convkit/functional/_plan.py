@@ -56,11 +56,11 @@ def _winograd_pays(x_shape, w, out):
     return x_shape[1] >= 16 and x_shape[0] * tiles[0] * tiles[1] >= 256 and waste <= 1.2
 
 
-def heuristic(pass_, x_shape, w, stride, pads, dilation, groups, out, keep=False):
-    """The default choice. A forward that keeps its columns for the weight gradient (autograd)
-    stays on im2col: Winograd would save the forward's product but the backward would then have
-    to make the columns again."""
-    cands = applicable(x_shape, w, stride, pads, dilation, groups)
+def heuristic(pass_, x_shape, w, stride, pads, dilation, groups, out, keep=False, cands=None):
+    """The default choice among ``cands`` (default: the applicable algorithms). A forward that keeps
+    its columns for the weight gradient (autograd) stays on im2col: Winograd would save the forward's
+    product but the backward would then have to make the columns again."""
+    cands = applicable(x_shape, w, stride, pads, dilation, groups) if cands is None else cands
     for alg in cands:
         if alg == "winograd" and (keep or not _winograd_pays(x_shape, w, out)):
             continue
@@ -89,7 +89,7 @@ def choose(pass_, x, w, stride, pads, dilation, groups, out, algorithm=None, kee
         return algorithm
     cands = applicable(x.shape, w, stride, pads, dilation, groups)
     if not _settings["autotune"] or trial is None or len(cands) == 1:
-        return heuristic(pass_, x.shape, w, stride, pads, dilation, groups, out, keep)
+        return heuristic(pass_, x.shape, w, stride, pads, dilation, groups, out, keep, cands)
     key = (pass_, keep, x.shape, w.shape, str(x.dtype), tuple(stride), tuple(pads), tuple(dilation), groups)
     with _lock:
         hit = _plans.get(key)

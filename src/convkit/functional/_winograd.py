@@ -32,6 +32,8 @@ from numpy.lib.stride_tricks import as_strided
 
 from .._config import get_workspace_limit
 from .._parallel import num_threads, run_blocks
+from ..shapes import full_correlation_padding
+from ._im2col import _parts
 
 # Interpolation points in the order they are used (infinity is added last): F(m, r) takes the
 # first m + r - 2. F(4x4, 3x3) and F(2x2, 5x5) both use 0, +-1, +-2 and infinity.
@@ -156,9 +158,8 @@ def input_grad(g, w, input_shape, pads, m=None):
     """Gradient wrt x (N, C, *input_shape) of y = conv2d(x, w, pads) with stride 1: the correlation of
     g (N, K, OH, OW), padded by (r-1 - lo, r-1 - hi), with the rotated kernel w[:, :, ::-1, ::-1] of
     channel axes swapped."""
-    r = w.shape[-1]
     w_rot = np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
-    return forward(g, w_rot, tuple((r - 1 - lo, r - 1 - hi) for lo, hi in pads), tuple(input_shape), m=m)
+    return forward(g, w_rot, full_correlation_padding(w.shape[2:], (1, 1), pads), tuple(input_shape), m=m)
 
 
 def _copy(src, axis, out=None, bias=None):
@@ -166,14 +167,13 @@ def _copy(src, axis, out=None, bias=None):
     split along ``axis`` over convkit's threads."""
     if out is None:
         out = np.empty(src.shape, dtype=src.dtype)
-    step = -(-src.shape[axis] // max(1, 2 * num_threads()))
 
-    def part(i):
-        at = (slice(None),) * axis + (slice(i, i + step),)
+    def part(sl):
+        at = (slice(None),) * axis + (sl,)
         if bias is None:
             out[at] = src[at]
         else:
-            np.add(src[at], bias[i:i + step].reshape(-1, 1, 1), out=out[at])
-    run_blocks(part, range(0, src.shape[axis], step))
+            np.add(src[at], bias[sl].reshape(-1, 1, 1), out=out[at])
+    run_blocks(part, _parts(src.shape[axis], 2 * num_threads()))
     return out
 

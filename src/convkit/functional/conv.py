@@ -97,20 +97,13 @@ def _conv_spec(base, x, weight, bias, stride, padding, dilation, groups, padding
     out = shapes.conv_output_shape(x.shape[2:], kernel, stride, pads, dilation, op=op)
     if mode != "zeros":
         _check_pairs(op, x.shape, pads, mode, name="padding")
-    stride, dilation = _harmless(out, kernel, stride, dilation, shapes.padded_shape(x.shape[2:], pads))
+    stride, dilation = shapes.bounded_steps(out, kernel, stride, dilation, shapes.padded_shape(x.shape[2:], pads))
     algorithm = _plan.check(op, algorithm, x.shape, weight, stride, pads, dilation, groups)
     spec = _Spec(op, stride, pads, dilation, groups, mode, out, unbatched, cl, algorithm)
     # output, plus an input-sized gradient or padded copy (depthwise and non-zero modes pad it whole)
     C.check_alloc(op, C.nbytes((x.shape[0], weight.shape[0]) + out, x.dtype)
                   + C.nbytes(x.shape[:2] + shapes.padded_shape(x.shape[2:], pads), x.dtype), "output and padded input")
     return spec, x, weight, bias
-
-
-def _harmless(out, kernel, stride, dilation, padded):
-    """A stride past the padded input (one output), or a dilation of a one-tap kernel, changes nothing:
-    bound them, so that a huge value cannot overflow the byte strides of the window views."""
-    return (tuple(min(s, max(p, 1)) if o == 1 else s for o, s, p in zip(out, stride, padded)),
-            tuple(1 if f == 1 else d for f, d in zip(kernel, dilation)))
 
 
 def _finish(y, spec):

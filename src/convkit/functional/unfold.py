@@ -48,16 +48,20 @@ def unfold(x, kernel_size, dilation=1, padding=0, stride=1):
     return _unfold("unfold", x, kernel_size, dilation, padding, stride)
 
 
-def _unfold(op, x, kernel_size, dilation, padding, stride):
+def _unfold_args(op, x, kernel_size, dilation, padding, stride):
+    """unfold's input checked and batched, and its arguments: (x, unbatched, n, k, d, p, s, out)."""
     x = C.as_float_array(op, "input", x)
     n = _rank(op, kernel_size, 2)
     x, unbatched = C.batched(op, x, n)
     C.positive_shape(op, "input.shape", x.shape[1:])
     k, d, p, s = _args(op, n, kernel_size, dilation, padding, stride)
-    out = shapes.conv_output_shape(x.shape[2:], k, s, p, d, op=op)
+    return x, unbatched, n, k, d, p, s, shapes.conv_output_shape(x.shape[2:], k, s, p, d, op=op)
+
+
+def _unfold(op, x, kernel_size, dilation, padding, stride):
+    x, unbatched, n, k, d, p, s, out = _unfold_args(op, x, kernel_size, dilation, padding, stride)
     # one output, or one tap: stride or dilation change nothing; 1 keeps the view's byte strides in range
-    s = tuple(min(v, max(w, 1)) if o == 1 else v for o, v, w in zip(out, s, shapes.padded_shape(x.shape[2:], p)))
-    d = tuple(1 if f == 1 else v for f, v in zip(k, d))
+    s, d = shapes.bounded_steps(out, k, s, d, shapes.padded_shape(x.shape[2:], p))
     C.check_alloc(op, C.nbytes((x.shape[0], x.shape[1] * math.prod(k), math.prod(out)), x.dtype)
                   + C.nbytes(x.shape[:2] + shapes.padded_shape(x.shape[2:], p), x.dtype), "output and padded input")
     v = windows(pad_nd(x, p, "zeros"), k, s, d, out)
@@ -111,16 +115,11 @@ def _fold(op, cols, output_size, kernel_size, dilation, padding, stride):
 def unfold_vjp(grad_out, x, kernel_size, dilation=1, padding=0, stride=1):
     """Gradient of :func:`unfold` with respect to x: fold of grad_out."""
     op = "unfold_vjp"
-    x = C.as_float_array(op, "input", x)
-    n = _rank(op, kernel_size, 2)
-    xb, unbatched = C.batched(op, x, n)
-    C.positive_shape(op, "input.shape", xb.shape[1:])
-    k, d, p, s = _args(op, n, kernel_size, dilation, padding, stride)
-    out = shapes.conv_output_shape(xb.shape[2:], k, s, p, d, op=op)
+    xb, unbatched, n, k, d, p, s, out = _unfold_args(op, x, kernel_size, dilation, padding, stride)
     g = C.as_float_array(op, "grad_out", grad_out)
     want = (xb.shape[0], xb.shape[1] * math.prod(k), math.prod(out))
     C.same_shape(op, "grad_out", g.shape, want[1:] if unbatched else want, "the output shape")
-    return _fold(op, g, x.shape[-n:], kernel_size, dilation, padding, stride)
+    return _fold(op, g, xb.shape[-n:], kernel_size, dilation, padding, stride)
 
 
 def fold_vjp(grad_out, cols, output_size, kernel_size, dilation=1, padding=0, stride=1):

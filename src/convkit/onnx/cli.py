@@ -114,9 +114,11 @@ def _run(args):
 
 
 def _shape_arg(spec):
+    from convkit.explain.arithmetic import parse_shape
+
     name, _, dims = spec.partition("=")
     try:
-        return name, tuple(int(d) for d in dims.lower().split("x"))
+        return name, parse_shape(dims, "inspect", "--shape")
     except ValueError:
         raise ValueError(f"inspect: --shape must be NAME=AxBx...; got --shape={spec!r}.") from None
 
