@@ -469,19 +469,22 @@ FOLD_GRID = [
 ]
 
 
-@pytest.mark.parametrize("one_product", [False, True])
+@pytest.mark.parametrize("variant", ["slabs", "one_product", "sample_major"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("x_shape,w_shape,kw", FOLD_GRID)
-def test_folded_columns_match_reference(rng, monkeypatch, x_shape, w_shape, kw, dtype, one_product):
+def test_folded_columns_match_reference(rng, monkeypatch, x_shape, w_shape, kw, dtype, variant):
+    """All three folded layouts: batch-wide slabs one product per offset, one product for all offsets,
+    and sample-major columns (one product per sample)."""
     from convkit.functional import _conv_core
     for name, value in [("_FOLD_MIN_RUN", 0), ("_FOLD_MIN_K0", 1), ("_FOLD_MIN_NDIM", 1),
-                        ("_FOLD_MAX_K0_FORWARD", 99), ("_FOLD_ONE_PRODUCT_MAX_K", 99 if one_product else 0)]:
+                        ("_FOLD_MAX_K0_FORWARD", 99), ("_FOLD_ONE_PRODUCT_MAX_K", 99 if variant == "one_product" else 0),
+                        ("_FOLD_SAMPLE_MAJOR_ROWS", 0 if variant == "sample_major" else 10 ** 12)]:
         monkeypatch.setattr(_conv_core, name, value)
     calls = []
     fold = _conv_core._fold_columns
     # which array each folded-columns call is made of: x (forward, weight gradient) or grad_out (the
     # input gradient of a stride-1 layer, as the forward convolution with the rotated kernel)
-    monkeypatch.setattr(_conv_core, "_fold_columns", lambda *a: calls.append(id(a[0])) or fold(*a))
+    monkeypatch.setattr(_conv_core, "_fold_columns", lambda *a, **k: calls.append(id(a[0])) or fold(*a, **k))
     x, w, b = (a.astype(dtype) for a in _arrays(rng, x_shape, w_shape, w_shape[0]))
     tol = dict(rtol=1e-4, atol=1e-4) if dtype == np.float32 else dict(rtol=1e-10, atol=1e-10)
     y = F.conv(x, w, b, **kw)

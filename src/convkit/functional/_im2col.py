@@ -177,13 +177,14 @@ def row_span(r0, r1, kernel0, stride0, dilation0):
     return r0 * stride0, (r1 - 1) * stride0 + dilation0 * (kernel0 - 1) + 1
 
 
-def im2col_fold(xq, kernel, stride, dilation, out):
+def im2col_fold(xq, kernel, stride, dilation, out, cols=None):
     """Columns over all kernel dims but the first: (Dp, N, *O[1:], *K[1:], C), contiguous, of the
     padded input xq (Dp, N, *Sp[1:], C) (first padded dim outermost, channels last).
 
     Rows [kd*d0*M, kd*d0*M + O0*M) of the (Dp*M, prod(K[1:])*C) matrix (M = N*prod(O[1:])) are, for
     stride 1 in the first dim, the columns of first-dim kernel offset kd: one contiguous slab.
     Without further dims the input itself is the columns. Threads copy disjoint padded rows.
+    ``cols``, if given, is the (contiguous) array to write them into.
     """
     if len(kernel) == 1:
         return xq
@@ -193,7 +194,7 @@ def im2col_fold(xq, kernel, stride, dilation, out):
     strides = (*st[:2], *(st[2 + i] * stride[1 + i] for i in range(n)),
                *(st[2 + i] * dilation[1 + i] for i in range(n)), st[-1])
     src = as_strided(xq, shape, strides, writeable=False)
-    cols = np.empty(shape, dtype=xq.dtype)
+    cols = np.empty(shape, dtype=xq.dtype) if cols is None else cols.reshape(shape)
 
     def copy(part):
         np.copyto(cols[part], src[part])
