@@ -103,7 +103,8 @@ def _sample_view(cols, groups, n):
 # kernel dim has at least this many taps; tests lower both to force the path.
 _FOLD_MIN_RUN = _CL_MIN_RUN
 _FOLD_MIN_K0 = 2
-# Measured: 1-D (columns = the input, products too thin) is slower folded; forwards of up to 5
+# Measured: 1-D batch-wide (columns = the channels-last input, products too thin) is slower folded, so 1-D
+# folds only sample-major (channels first: no columns, no transposes); forwards of up to 5
 # first-dim taps are faster folded on an AVX-512 Xeon (5x5 32->64 at 14x14, batch 64: 16.9 -> 13.9 ms;
 # 64->64 at 32x32, batch 16: 32 -> 24 ms), though each tap adds an accumulation pass over the result.
 _FOLD_MIN_NDIM = 2
@@ -127,12 +128,14 @@ _FOLD_ONE_PRODUCT_MAX_K = 16
 _FOLD_SAMPLE_MAJOR_ROWS = 4096
 
 
-def _fold_ok(c, w, stride, pads, dilation, groups, chunks, forward=False):
+def _fold_ok(c, w, stride, pads, dilation, groups, chunks, x_shape, out, forward=False):
     """Columns over all kernel dims but the first, one product per first-dim offset: for stride 1
     in the first dim the offsets' columns are row slabs of one (Dp*M, prod(K[1:])*C) matrix, about
     K[0] times smaller than im2col's. Whole batch in one chunk only (it is no larger than im2col's)."""
+    nd = w.ndim - 2
     return (_long_rows(c, w, pads, dilation, groups, _FOLD_MIN_RUN) and len(chunks) == 1 and stride[0] == 1
-            and w.shape[2] >= _FOLD_MIN_K0 and w.ndim - 2 >= _FOLD_MIN_NDIM
+            and w.shape[2] >= _FOLD_MIN_K0
+            and (nd >= _FOLD_MIN_NDIM or nd == 1 and _fold_sample_major(x_shape, pads, out))
             and (not forward or w.shape[2] <= _FOLD_MAX_K0_FORWARD))
 
 
@@ -147,12 +150,18 @@ def _fold_sample_major(x_shape, pads, out):
 
 
 def _fold_columns(x, pads, kernel, stride, dilation, out, sample_major, temporary=False):
-    """The folded columns of the whole batch: (N*Dp*prod(O[1:]), prod(K[1:])*C) with rows (N, Dp, *O[1:])
-    when sample_major, else (Dp, N, *O[1:]). ``temporary`` columns live in a scratch buffer (valid until
-    the next temporary columns of this thread)."""
+    """The folded columns of the whole batch: (N, Dp*prod(O[1:]), prod(K[1:])*C) when sample_major, else
+    (Dp*N*prod(O[1:]), prod(K[1:])*C) with rows (Dp, N, *O[1:]). ``temporary`` columns live in a scratch
+    buffer (valid until the next temporary columns of this thread). 1-D sample-major columns are the
+    channels-first padded input, transposed (a view): its products need no copy at all."""
     n, c = x.shape[:2]
     sp = padded_shape(x.shape[2:], pads)
     inner = tuple(slice(lo, lo + s) for (lo, _), s in zip(pads, x.shape[2:]))
+    if sample_major and len(kernel) == 1:
+        at = (slice(None), slice(None)) + inner
+        xq = _zero_border(scratch("fold_input", (n, c) + sp, x.dtype), at)
+        xq[at] = x
+        return (xq if temporary else xq.copy()).transpose(0, 2, 1)
     if sample_major:
         xq = _zero_border(scratch("fold_input", (n,) + sp + (c,), x.dtype), (slice(None),) + inner)
         xq[(slice(None),) + inner] = np.moveaxis(x, 1, -1)
@@ -163,9 +172,11 @@ def _fold_columns(x, pads, kernel, stride, dilation, out, sample_major, temporar
     rows = sp[0] * n * math.prod(out[1:])
     width = math.prod(kernel[1:]) * c
     if len(kernel) == 1:  # the padded input is the columns
-        return (xq if temporary else xq.copy()).reshape(rows, width)
-    cols = scratch("fold_columns", (rows, width), x.dtype) if temporary else None
-    return im2col_fold(xq, kernel, stride, dilation, out, cols).reshape(rows, width)
+        cols = (xq if temporary else xq.copy()).reshape(rows, width)
+    else:
+        cols = scratch("fold_columns", (rows, width), x.dtype) if temporary else None
+        cols = im2col_fold(xq, kernel, stride, dilation, out, cols).reshape(rows, width)
+    return cols.reshape(n, -1, width) if sample_major else cols
 
 
 def _zero_border(a, inner):
@@ -225,12 +236,11 @@ def _forward_fold(x, w, pads, stride, dilation, out, bias, y, keep):
 def _sample_columns(x, pads, kernel, stride, dilation, out, cols=None):
     """Each sample's sample-major folded columns (Dp*prod(O[1:]), prod(K[1:])*C) in turn: rows of the kept
     ``cols``, or made one sample at a time (one sample's columns, not the batch's, in memory at once)."""
-    n_ = x.shape[0]
     if cols is not None:
-        yield from cols.reshape(n_, -1, cols.shape[-1])
+        yield from cols
         return
-    for i in range(n_):
-        yield _fold_columns(x[i:i + 1], pads, kernel, stride, dilation, out, True, temporary=True)
+    for i in range(x.shape[0]):
+        yield _fold_columns(x[i:i + 1], pads, kernel, stride, dilation, out, True, temporary=True)[0]
 
 
 def _forward_fold_by_sample(sample_cols, wf, d0, out, bias, y):
@@ -380,7 +390,7 @@ def _input_grad_by_forward(x, w, g, stride, pads, dilation, groups):
     w_rot_shape = np.broadcast_to(np.zeros((), w.dtype), (c, k_out) + tuple(w.shape[2:]))
     chunks = list(plan_chunks(g.shape[0], out, _cell_bytes(k_out, w.shape[2:], c, x.itemsize)))
     return not _heavy_weight(g.shape[0], out, c) and _fold_ok(k_out, w_rot_shape, stride, rp, dilation, 1, chunks,
-                                                                forward=True)
+                                                                g.shape, out, forward=True)
 
 
 def _heavy_weight(n, out, k_out):
@@ -418,7 +428,7 @@ def forward(x, w, stride, pads, dilation, groups, out, keep=False, bias=None, al
     # Fewer output positions than filters (a deep layer at batch 1): the weight is the big operand,
     # and channels-first columns use it as it is stored, where the other layouts reorder it per call.
     heavy_weight = _heavy_weight(n_, out, k_out)
-    if not heavy_weight and _fold_ok(c, w, stride, pads, dilation, groups, chunks, forward=True):
+    if not heavy_weight and _fold_ok(c, w, stride, pads, dilation, groups, chunks, x.shape, out, forward=True):
         folded = _forward_fold(x, w, pads, stride, dilation, out, bias, y, keep)
         return (y, folded) if keep else y
     cl = not heavy_weight and _channels_last(c, w, pads, dilation, groups)
@@ -489,7 +499,7 @@ def backward(x, w, g, stride, pads, dilation, groups, need_x=True, need_w=True, 
     cl = not _heavy_weight(n_, out, k_out) and _channels_last(c, w, pads, dilation, groups)
     chunks = list(plan_chunks(n_, out, _cell_bytes(c, kernel, k_out, x.itemsize)))
     kept_im2col = cols is not None and not isinstance(cols, _Folded)  # then one product, no columns to make
-    if need_w and not kept_im2col and _fold_ok(c, w, stride, pads, dilation, groups, chunks):
+    if need_w and not kept_im2col and _fold_ok(c, w, stride, pads, dilation, groups, chunks, x.shape, out):
         gw = _weight_grad_fold(x, w, g, pads, stride, dilation, cols if isinstance(cols, _Folded) else None)
         gx = backward(x, w, g, stride, pads, dilation, groups, need_w=False, algorithm="im2col")[0] if need_x else None
         return gx, gw
