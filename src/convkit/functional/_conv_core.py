@@ -304,12 +304,17 @@ def _weight_grad_fold_by_sample(sample_cols, g, k0, d0):
     shifted = acc = tmp = None
     for gi, ci in zip(g.reshape(g.shape[0], k_out, span), sample_cols):
         if shifted is None:
-            shifted = scratch("fold_shifted", (k0, k_out, ci.shape[0]), g.dtype, zero=True)
-            acc = np.zeros((k0 * k_out, ci.shape[1]), g.dtype)
-            tmp = np.empty_like(acc)
+            shifted = scratch("fold_shifted", (k0, k_out, ci.shape[0]), g.dtype)
+            for kd in range(k0):  # zero only what the samples' copies below leave
+                shifted[kd, :, :kd * d0 * m1] = 0
+                shifted[kd, :, kd * d0 * m1 + span:] = 0
         for kd in range(k0):
             shifted[kd, :, kd * d0 * m1:kd * d0 * m1 + span] = gi
-        acc += np.matmul(shifted.reshape(k0 * k_out, -1), ci, out=tmp)
+        if acc is None:
+            acc = np.matmul(shifted.reshape(k0 * k_out, -1), ci)
+            tmp = np.empty_like(acc)
+        else:
+            acc += np.matmul(shifted.reshape(k0 * k_out, -1), ci, out=tmp)
     return acc.reshape(k0, k_out, -1).transpose(0, 2, 1)
 
 
