@@ -112,12 +112,11 @@ _FOLD_MAX_K0_FORWARD = 5
 
 
 class _Folded:
-    """Forward columns kept in the folded layout, so that backward does not mistake them for im2col's;
-    ``sample_major`` says which of the two row orders they have (see _fold_sample_major)."""
+    """Forward columns kept in the folded layout, so that backward does not mistake them for im2col's
+    (their row order follows from the same shapes, see _fold_sample_major)."""
 
-    def __init__(self, cols, sample_major):
+    def __init__(self, cols):
         self.cols = cols
-        self.sample_major = sample_major
 
 
 # Folded forwards with at most this many filters take one product for all first-dim offsets
@@ -157,18 +156,17 @@ def _fold_columns(x, pads, kernel, stride, dilation, out, sample_major, temporar
     n, c = x.shape[:2]
     sp = padded_shape(x.shape[2:], pads)
     inner = tuple(slice(lo, lo + s) for (lo, _), s in zip(pads, x.shape[2:]))
-    if sample_major and len(kernel) == 1:
-        at = (slice(None), slice(None)) + inner
-        xq = _zero_border(scratch("fold_input", (n, c) + sp, x.dtype), at)
-        xq[at] = x
-        return (xq if temporary else xq.copy()).transpose(0, 2, 1)
-    if sample_major:
-        xq = _zero_border(scratch("fold_input", (n,) + sp + (c,), x.dtype), (slice(None),) + inner)
-        xq[(slice(None),) + inner] = np.moveaxis(x, 1, -1)
+    channels_first = sample_major and len(kernel) == 1
+    if channels_first:
+        shape, at, src = (n, c) + sp, (slice(None), slice(None)) + inner, x
+    elif sample_major:
+        shape, at, src = (n,) + sp + (c,), (slice(None),) + inner, np.moveaxis(x, 1, -1)
     else:
-        at = (inner[0], slice(None)) + inner[1:]
-        xq = _zero_border(scratch("fold_input", (sp[0], n) + sp[1:] + (c,), x.dtype), at)
-        xq[at] = np.moveaxis(x, (2, 1), (0, -1))
+        shape, at, src = (sp[0], n) + sp[1:] + (c,), (inner[0], slice(None)) + inner[1:], np.moveaxis(x, (2, 1), (0, -1))
+    xq = _zero_border(scratch("fold_input", shape, x.dtype), at)
+    xq[at] = src
+    if channels_first:
+        return (xq if temporary else xq.copy()).transpose(0, 2, 1)
     rows = sp[0] * n * math.prod(out[1:])
     width = math.prod(kernel[1:]) * c
     if len(kernel) == 1:  # the padded input is the columns
@@ -205,7 +203,7 @@ def _forward_fold(x, w, pads, stride, dilation, out, bias, y, keep):
         cols = _fold_columns(x, pads, w.shape[2:], stride, dilation, out, True) if keep else None
         _forward_fold_by_sample(_sample_columns(x, pads, w.shape[2:], stride, dilation, out, cols), wf, dilation[0],
                                 out, bias, y)
-        return _Folded(cols, True) if keep else None
+        return _Folded(cols) if keep else None
     cols = _fold_columns(x, pads, w.shape[2:], stride, dilation, out, False, temporary=not keep)
     m = n_ * math.prod(out[1:])
     rows = out[0] * m
@@ -230,7 +228,7 @@ def _forward_fold(x, w, pads, stride, dilation, out, bias, y, keep):
         np.copyto(y, v)
     else:
         np.add(v, bias.reshape((-1,) + (1,) * len(out)), out=y)
-    return _Folded(cols, False) if keep else None
+    return _Folded(cols) if keep else None
 
 
 def _sample_columns(x, pads, kernel, stride, dilation, out, cols=None):
@@ -273,11 +271,8 @@ def _weight_grad_fold(x, w, g, pads, stride, dilation, folded=None):
     """gW[:, :, kd] = (slab_kd^T @ g (O[0]*M, K))^T over the folded columns (the forward's, if kept)."""
     k_out, k0, c = w.shape[0], w.shape[2], w.shape[1]
     out = g.shape[2:]
-    if folded is None:
-        sample_major, cols = _fold_sample_major(x.shape, pads, out), None
-    else:
-        sample_major, cols = folded.sample_major, folded.cols
-    if sample_major:
+    cols = None if folded is None else folded.cols
+    if _fold_sample_major(x.shape, pads, out):
         gw = _weight_grad_fold_by_sample(_sample_columns(x, pads, w.shape[2:], stride, dilation, out, cols), g, k0,
                                          dilation[0])
         return _kernel_first_to_oihw(gw.reshape(tuple(w.shape[2:]) + (c, k_out)))
