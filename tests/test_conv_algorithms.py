@@ -127,14 +127,20 @@ def test_conv_transpose_algorithms_match_reference(rng, x_shape, w_shape, groups
 
 @pytest.mark.parametrize("call,pattern", [
     (lambda: F.conv(np.ones((1, 2, 5, 5)), np.ones((3, 2, 4, 4)), algorithm="winograd"),
-     r"conv2d: algorithm must be one that applies to this convolution \('im2col'\); got algorithm='winograd'\."),
+     r"conv2d: algorithm must be one that applies to this convolution \('implicit', 'im2col'\); "
+     r"got algorithm='winograd'\."),
     (lambda: F.conv(np.ones((1, 2, 5, 5)), np.ones((3, 2, 3, 3)), stride=2, algorithm="winograd"),
      "applies to this convolution"),
     (lambda: F.conv(np.ones((1, 2, 5, 5)), np.ones((3, 2, 3, 3)), algorithm="gemm"), "got algorithm='gemm'"),
     (lambda: F.conv(np.ones((1, 2, 5, 5)), np.ones((2, 1, 3, 3)), groups=2, stride=2, algorithm="direct"),
      "got algorithm='direct'"),
     (lambda: F.conv(np.ones((1, 2, 5, 5)), np.ones((3, 2, 3, 3)), algorithm="fast"),
-     r"algorithm must be None, 'auto' or one of 'direct', 'gemm', 'winograd', 'im2col'; got algorithm='fast'"),
+     r"algorithm must be None, 'auto' or one of 'direct', 'gemm', 'implicit', 'winograd', 'im2col'; "
+     r"got algorithm='fast'"),
+    (lambda: F.conv(np.ones((1, 2, 5, 5)), np.ones((3, 2, 3, 3)), stride=2, algorithm="implicit"),
+     r"\('im2col'\); got algorithm='implicit'"),
+    (lambda: F.conv(np.ones((1, 2, 5, 5)), np.ones((2, 1, 3, 3)), groups=2, algorithm="implicit"),
+     "got algorithm='implicit'"),
     (lambda: F.conv_transpose(np.ones((1, 2, 5, 5)), np.ones((2, 3, 3, 3)), stride=2, algorithm="winograd"),
      "conv_transpose2d: algorithm must be one that applies"),
 ])
@@ -149,9 +155,15 @@ def test_auto_is_the_default():
 
 
 def test_the_automatic_choice_per_shape():
+    from convkit import _blas
+    # implicit GEMM needs BLAS to add the taps' products itself (NumPy's OpenBLAS called directly)
+    fast = "implicit" if _blas.direct_gemm(np.float32) else "winograd"
     assert F.conv_algorithms((8, 64, 56, 56), (64, 64, 3, 3), padding=1) == {
-        "applicable": ["winograd", "im2col"], "forward": "winograd", "forward_autograd": "im2col",
-        "backward": "winograd"}
+        "applicable": ["implicit", "winograd", "im2col"], "forward": fast, "forward_autograd": "im2col",
+        "backward": fast}
+    assert F.conv_algorithms((8, 256, 14, 14), (256, 256, 3, 3), padding=1)["forward"] == "im2col"
+    assert F.conv_algorithms((16, 64, 4096), (64, 64, 3), padding=1)["forward"] == (
+        "implicit" if fast == "implicit" else "im2col")
     assert F.conv_algorithms((8, 512, 7, 7), (512, 512, 3, 3), padding=1)["forward"] == "im2col"
     assert F.conv_algorithms((8, 192, 28, 28), (64, 192, 1, 1))["forward"] == "gemm"
     assert F.conv_algorithms((8, 144, 56, 56), (144, 1, 3, 3), padding=1, groups=144)["forward"] == "direct"
@@ -169,7 +181,7 @@ def test_autotune_measures_once_per_shape_and_agrees_with_the_default(rng):
         plans = F.conv_plans()
         assert {k[0] for k in plans} == {"forward", "backward"}
         for plan in plans.values():
-            assert set(plan["seconds"]) == {"winograd", "im2col"} and plan["algorithm"] in plan["seconds"]
+            assert set(plan["seconds"]) == {"implicit", "winograd", "im2col"} and plan["algorithm"] in plan["seconds"]
         F.conv(x, w, padding=1)
         assert len(F.conv_plans()) == len(plans)          # the second call of a shape measures nothing
     assert not F.get_autotune()
@@ -233,3 +245,32 @@ def test_stride1_input_gradient_as_a_forward_convolution(rng, monkeypatch, x_sha
     monkeypatch.setattr(_conv_core, "_rotated", lambda w: taken.append(1) or real(w))
     _check(rng, x_shape, w_shape, 1, kw, "im2col", dtype)
     assert taken
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_implicit_gemm_in_several_sample_groups_matches_reference(rng, dtype):
+    """A workspace limit smaller than the batch's padded input splits the implicit GEMM into groups of
+    samples; forward, input and weight gradients still match the reference."""
+    x_shape, w_shape, kw = (5, 3, 9, 8), (4, 3, 3, 2), dict(padding=((2, 1), (0, 1)), dilation=(1, 2))
+    with convkit.workspace_limit(3 * 11 * 10 * 8 * 2):
+        _check(rng, x_shape, w_shape, 1, kw, "implicit", dtype)
+
+
+def test_direct_gemm_sums_into_strided_outputs_and_falls_back_to_matmul(rng, monkeypatch):
+    """convkit._blas.gemm: out = a @ b + beta * out for windows, transposes and strided outputs, through
+    OpenBLAS itself where NumPy's is found, and through np.matmul where it is not (or for other dtypes)."""
+    from convkit import _blas
+    base = rng.standard_normal((12, 40))
+    a, b = base[1:6, 3:10], base[:, 5:30].T[2:9]            # a window; b column-major
+    expect = a @ b
+    for dtype in (np.float64, np.float32, np.float16):
+        for fns in (None, {}):
+            if fns is not None:
+                monkeypatch.setattr(_blas, "_gemm_fns", fns)
+            out = np.ones((9, 30), dtype)[2:7, 3:15]
+            got = _blas.gemm(a.astype(dtype), b.astype(dtype), out, beta=2.0)
+            assert got is out
+            np.testing.assert_allclose(out, expect + 2, rtol=1e-2 if dtype == np.float16 else 1e-5, atol=1e-2)
+            monkeypatch.undo()
+    with pytest.raises(ValueError, match=r"gemm: operands must be \(m, k\) @ \(k, n\) -> \(m, n\); got a=\(5, 7\)"):
+        _blas.gemm(a, b, np.ones((5, 13)))

@@ -106,3 +106,91 @@ def better_coretype(corename):
     if (corename or "").lower() not in ("haswell", "zen", "sandybridge"):
         return None
     return "SkylakeX" if {"avx512f", "avx512bw", "avx512dq", "avx512vl"} <= cpu_flags() else None
+
+
+# ------------------------------------------------------------------ direct GEMM calls
+# np.matmul cannot accumulate into its output (BLAS's beta) and copies operands whose rows are not
+# contiguous in both directions; convkit's implicit-GEMM convolutions (functional/_implicit.py) sum
+# one product per kernel tap into one result, with operands that are offset windows of one padded
+# input. So the GEMM of the OpenBLAS that NumPy loaded is called directly when it is found with
+# its 64-bit integer interface (NumPy's wheels; checked against np.matmul on first use); elsewhere
+# :func:`gemm` falls back to np.matmul and an add.
+
+_ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
+_gemm_fns = None
+
+
+def _load_gemm():
+    global _gemm_fns
+    if _gemm_fns is not None:
+        return _gemm_fns
+    fns = {}
+    path = _openblas_path()
+    if path and os.environ.get("CONVKIT_DIRECT_GEMM", "1") != "0":
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            lib = None
+        i64, ptr = ctypes.c_int64, ctypes.c_void_p
+        for kind, dtype, scalar in (("s", np.float32, ctypes.c_float), ("d", np.float64, ctypes.c_double)):
+            fn = None
+            for name in (f"scipy_cblas_{kind}gemm64_", f"cblas_{kind}gemm64_"):
+                fn = getattr(lib, name, None) if lib is not None else None
+                if fn is not None:
+                    break
+            if fn is None:
+                continue
+            fn.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int, i64, i64, i64, scalar, ptr, i64, ptr, i64,
+                           scalar, ptr, i64]
+            fn.restype = None
+            fns[np.dtype(dtype)] = fn
+    _gemm_fns = fns
+    for dtype in list(fns):  # a wrong guess of the interface must not give wrong answers
+        rng = np.random.default_rng(0)
+        a, b = rng.standard_normal((5, 7)).astype(dtype), rng.standard_normal((9, 11)).astype(dtype)[1:8, 2:8]
+        out = np.ones((5, 6), dtype)
+        gemm(a, b, out, beta=1.0)
+        if not np.allclose(out, a @ b + 1, rtol=1e-4, atol=1e-4):
+            del fns[dtype]
+    return fns
+
+
+def direct_gemm(dtype) -> bool:
+    """Whether :func:`gemm` calls BLAS itself for this dtype (else np.matmul and an add)."""
+    return np.dtype(dtype) in _load_gemm()
+
+
+def _operand(a):
+    """(transposed?, leading dimension) of a 2-D array BLAS can read in place, or None."""
+    item = a.itemsize
+    s0, s1 = a.strides
+    if s1 == item and s0 % item == 0 and s0 >= max(1, a.shape[1]) * item:
+        return False, s0 // item
+    if s0 == item and s1 % item == 0 and s1 >= max(1, a.shape[0]) * item:
+        return True, s1 // item
+    return None
+
+
+def gemm(a, b, out, beta=0.0):
+    """out = a @ b + beta * out for 2-D arrays of one float dtype; ``out``'s rows may be strided (its
+    last axis contiguous), ``a`` and ``b`` may be row- or column-major views with any leading
+    dimension. Returns ``out``."""
+    m, k = a.shape
+    n = b.shape[1]
+    if b.shape[0] != k or out.shape != (m, n):
+        raise ValueError(f"gemm: operands must be (m, k) @ (k, n) -> (m, n); got a={a.shape}, b={b.shape}, "
+                         f"out={out.shape}.")
+    fn = _load_gemm().get(out.dtype) if a.dtype == b.dtype == out.dtype else None
+    fa, fb = _operand(a), _operand(b)
+    fo = _operand(out)
+    if fn is None or fa is None or fb is None or fo is None or fo[0] or 0 in (m, n, k):
+        if beta == 0.0:
+            np.matmul(a, b, out=out)
+        else:
+            if beta != 1.0:
+                out *= beta
+            out += a @ b
+        return out
+    fn(_ROW_MAJOR, _TRANS if fa[0] else _NO_TRANS, _TRANS if fb[0] else _NO_TRANS, m, n, k, 1.0,
+       a.ctypes.data, fa[1], b.ctypes.data, fb[1], beta, out.ctypes.data, fo[1])
+    return out

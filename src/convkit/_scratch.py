@@ -51,3 +51,13 @@ def release():
 def held_bytes():
     """Bytes of scratch buffers this thread holds."""
     return sum(b.nbytes for b in _local.__dict__.get("buffers", {}).values())
+
+
+def zero_border(a, inner):
+    """Zero what the slices ``inner`` (one per leading axis) leave of ``a``: the padding around them."""
+    for axis, sl in enumerate(inner):
+        lo, hi = sl.start or 0, a.shape[axis] if sl.stop is None else sl.stop
+        head = (slice(None),) * axis
+        a[head + (slice(0, lo),)] = 0
+        a[head + (slice(hi, None),)] = 0
+    return a

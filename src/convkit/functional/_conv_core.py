@@ -27,9 +27,9 @@ import numpy as np
 
 from .._config import get_workspace_limit
 from .._parallel import num_threads, run_blocks
-from .._scratch import scratch
+from .._scratch import scratch, zero_border
 from ..shapes import full_correlation_padding, padded_shape
-from . import _depthwise, _plan, _winograd
+from . import _depthwise, _implicit, _plan, _winograd
 from ._im2col import _parts, col2im_add, col2im_cl_add, im2col, im2col_cl, im2col_fold, plan_chunks, row_span
 from .padding import pad_nd
 
@@ -163,7 +163,7 @@ def _fold_columns(x, pads, kernel, stride, dilation, out, sample_major, temporar
         shape, at, src = (n,) + sp + (c,), (slice(None),) + inner, np.moveaxis(x, 1, -1)
     else:
         shape, at, src = (sp[0], n) + sp[1:] + (c,), (inner[0], slice(None)) + inner[1:], np.moveaxis(x, (2, 1), (0, -1))
-    xq = _zero_border(scratch("fold_input", shape, x.dtype), at)
+    xq = zero_border(scratch("fold_input", shape, x.dtype), at)
     xq[at] = src
     if channels_first:
         return (xq if temporary else xq.copy()).transpose(0, 2, 1)
@@ -175,16 +175,6 @@ def _fold_columns(x, pads, kernel, stride, dilation, out, sample_major, temporar
         cols = scratch("fold_columns", (rows, width), x.dtype) if temporary else None
         cols = im2col_fold(xq, kernel, stride, dilation, out, cols).reshape(rows, width)
     return cols.reshape(n, -1, width) if sample_major else cols
-
-
-def _zero_border(a, inner):
-    """Zero what the slices ``inner`` (one per leading axis) leave of ``a``: the padding around them."""
-    for axis, sl in enumerate(inner):
-        lo, hi = sl.start or 0, a.shape[axis] if sl.stop is None else sl.stop
-        head = (slice(None),) * axis
-        a[head + (slice(0, lo),)] = 0
-        a[head + (slice(hi, None),)] = 0
-    return a
 
 
 def _fold_weight(w):
@@ -410,13 +400,15 @@ def forward(x, w, stride, pads, dilation, groups, out, keep=False, bias=None, al
     def trial(alg):
         return forward(x, w, stride, pads, dilation, groups, out, keep, bias, alg)
     alg = _plan.choose("forward", x, w, stride, pads, dilation, groups, out, algorithm, keep, trial)
-    if alg in ("direct", "gemm", "winograd"):
+    if alg in ("direct", "gemm", "implicit", "winograd"):
         if alg == "direct":
             y = _depthwise.forward(x, w, pads, dilation, out)
             if bias is not None:
                 y += bias.reshape((-1,) + (1,) * len(out))
         elif alg == "gemm":
             y = _pointwise_forward(x, w, stride, out, bias)
+        elif alg == "implicit":
+            y = _implicit.forward(x, w, pads, dilation, out, bias)
         else:
             y = _winograd.forward(x, w, pads, out, bias)
         return (y, None) if keep else y
@@ -483,6 +475,20 @@ def backward(x, w, g, stride, pads, dilation, groups, need_x=True, need_w=True, 
         return _depthwise.backward(x, w, g, pads, dilation, need_x, need_w)
     if alg == "gemm":
         return _pointwise_backward(x, w, g, stride, need_x, need_w)
+    if alg == "implicit":
+        # the input gradient as an implicit-GEMM forward of g (im2col's where that would crop); the weight
+        # gradient by implicit GEMM when forced, else from im2col's columns (faster: see _plan)
+        rp = full_correlation_padding(w.shape[2:], dilation, pads)
+        gx = None
+        if need_x:
+            gx = (_implicit.forward(g, _rotated(w), rp, dilation, x.shape[2:])
+                  if all(lo >= 0 and hi >= 0 for lo, hi in rp) else
+                  backward(x, w, g, stride, pads, dilation, groups, True, False, algorithm="im2col")[0])
+        gw = None
+        if need_w:
+            gw = (_implicit.weight_grad(x, w.shape, g, pads, dilation) if algorithm == "implicit" else
+                  backward(x, w, g, stride, pads, dilation, groups, False, True, cols, "im2col")[1])
+        return gx, gw
     if need_x and (alg == "winograd" or _input_grad_by_forward(x, w, g, stride, pads, dilation, groups)):
         # the input gradient as a forward convolution of g (Winograd's, or folded im2col's); the
         # weight gradient, if wanted, from im2col's columns

@@ -151,7 +151,7 @@ def conv(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, paddin
         "same_lower".
     groups : int dividing C and K; groups == C is a depthwise convolution.
     padding_mode : "zeros", "reflect", "replicate" or "circular".
-    algorithm : None (automatic), "im2col", "winograd", "gemm" or "direct": forces
+    algorithm : None (automatic), "im2col", "implicit", "winograd", "gemm" or "direct": forces
         one where it applies (see :func:`conv_algorithms`); results agree to rounding.
 
     Shape
@@ -385,8 +385,10 @@ def conv_algorithms(x_shape, weight_shape, stride=1, padding=0, dilation=1, grou
     im2col columns for the backward). In autotune mode (:func:`set_autotune`) the choice is
     measured instead, on the first call of each shape.
 
-    >>> conv_algorithms((8, 64, 56, 56), (64, 64, 3, 3), padding=1)["forward"]
-    'winograd'
+    >>> conv_algorithms((8, 64, 56, 56), (64, 64, 3, 3), padding=1)["applicable"]
+    ['implicit', 'winograd', 'im2col']
+    >>> conv_algorithms((8, 512, 7, 7), (512, 512, 3, 3), padding=1)["forward"]
+    'im2col'
     >>> conv_algorithms((8, 144, 56, 56), (144, 1, 3, 3), padding=1, groups=144)["applicable"]
     ['direct', 'im2col']
     """
