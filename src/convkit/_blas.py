@@ -133,11 +133,8 @@ def _load_gemm():
             lib = None
         i64, ptr = ctypes.c_int64, ctypes.c_void_p
         for kind, dtype, scalar in (("s", np.float32, ctypes.c_float), ("d", np.float64, ctypes.c_double)):
-            fn = None
-            for name in (f"scipy_cblas_{kind}gemm64_", f"cblas_{kind}gemm64_"):
-                fn = getattr(lib, name, None) if lib is not None else None
-                if fn is not None:
-                    break
+            names = (f"scipy_cblas_{kind}gemm64_", f"cblas_{kind}gemm64_")
+            fn = next((f for f in (getattr(lib, n, None) for n in names) if f is not None), None)
             if fn is None:
                 continue
             fn.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int, i64, i64, i64, scalar, ptr, i64, ptr, i64,

@@ -48,28 +48,27 @@ def _geometry(x_shape, kernel, pads, dilation, out):
     return math.prod(sp), flat, span, offsets
 
 
-def _groups(n, s, span, rows, itemsize):
+def _groups(n, s, rows, itemsize):
     """Sample ranges whose padded input (rows of S) and wide result fit in the workspace limit."""
     per = max(1, rows * s * itemsize)
     step = max(1, min(n, get_workspace_limit() // per))
     return [(i, min(n, i + step)) for i in range(0, n, step)]
 
 
-def _padded(x, n0, n1, pads, s):
+def _padded(x, n0, n1, pads):
     """Samples [n0, n1) of x zero-padded and flattened side by side: a scratch (C, (n1-n0) * S)."""
     c = x.shape[1]
-    sp = padded_shape(x.shape[2:], pads)
     at = (slice(None), slice(None)) + tuple(slice(lo, lo + d) for (lo, _), d in zip(pads, x.shape[2:]))
-    xp = zero_border(scratch("implicit_input", (c, n1 - n0) + tuple(sp), x.dtype), at)
+    xp = zero_border(scratch("implicit_input", (c, n1 - n0) + padded_shape(x.shape[2:], pads), x.dtype), at)
     xp[at] = x[n0:n1].swapaxes(0, 1)
-    return xp.reshape(c, (n1 - n0) * s)
+    return xp.reshape(c, -1)
 
 
-def _outputs(wide, nb, s, flat, out):
+def _outputs(wide, nb, s, flat, out, writeable=False):
     """The (nb, K, *out) outputs inside a wide result (K, (nb-1) * S + L), as a view."""
     item = wide.itemsize
     return as_strided(wide, (nb, wide.shape[0]) + tuple(out),
-                      (s * item, wide.strides[0]) + tuple(f * item for f in flat), writeable=False)
+                      (s * item, wide.strides[0]) + tuple(f * item for f in flat), writeable=writeable)
 
 
 def forward(x, w, pads, dilation, out, bias=None):
@@ -80,8 +79,8 @@ def forward(x, w, pads, dilation, out, bias=None):
     s, flat, span, offsets = _geometry(x.shape, w.shape[2:], pads, dilation, out)
     wt = np.ascontiguousarray(np.moveaxis(w.reshape(k, c, -1), -1, 0))      # (taps, K, C)
     y = np.empty((n_, k) + tuple(out), x.dtype)
-    for n0, n1 in _groups(n_, s, span, c + k, x.itemsize):
-        xp = _padded(x, n0, n1, pads, s)
+    for n0, n1 in _groups(n_, s, c + k, x.itemsize):
+        xp = _padded(x, n0, n1, pads)
         width = (n1 - n0 - 1) * s + span
         wide = scratch("implicit_wide", (k, width), x.dtype)
         for t, off in enumerate(offsets):
@@ -100,14 +99,11 @@ def weight_grad(x, w_shape, g, pads, dilation):
     k, kernel, out = w_shape[0], tuple(w_shape[2:]), g.shape[2:]
     s, flat, span, offsets = _geometry(x.shape, kernel, pads, dilation, out)
     gw = np.zeros((len(offsets), k, c), x.dtype)
-    for n0, n1 in _groups(n_, s, span, c + k, x.itemsize):
-        xp = _padded(x, n0, n1, pads, s)
+    for n0, n1 in _groups(n_, s, c + k, x.itemsize):
+        xp = _padded(x, n0, n1, pads)
         width = (n1 - n0 - 1) * s + span
-        wide = scratch("implicit_wide", (k, (n1 - n0) * s), x.dtype, zero=True)
-        np.copyto(as_strided(wide, (n1 - n0, k) + tuple(out),
-                             (s * wide.itemsize, wide.strides[0]) + tuple(f * wide.itemsize for f in flat)),
-                  g[n0:n1])
-        gwide = wide[:, :width]
+        gwide = scratch("implicit_wide", (k, width), x.dtype, zero=True)
+        np.copyto(_outputs(gwide, n1 - n0, s, flat, out, writeable=True), g[n0:n1])
         for t, off in enumerate(offsets):
             gemm(gwide, xp[:, off:off + width].T, gw[t], beta=1.0)
     return np.ascontiguousarray(np.moveaxis(gw, 0, -1)).reshape((k, c) + kernel)

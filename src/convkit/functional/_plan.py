@@ -82,8 +82,9 @@ _IMPLICIT_MIN_POSITIONS = 1024
 def _implicit_pays(depth, filters, positions, w):
     """Implicit GEMM beats the other algorithms when its products are deep and tall enough (``depth``
     channels summed per tap, ``filters`` rows; the input gradient of 5x5 32->64 at 14x14, batch 64, with
-    32 rows: 26.6 -> 29.6 ms for the forward and both gradients), the weight small enough to copy tap-major on every call, there are enough output
-    positions, and BLAS can add the taps' products up itself."""
+    32 rows: 26.6 -> 29.6 ms for the forward and both gradients), the weight small enough to copy
+    tap-major on every call, there are enough output positions, and BLAS can add the taps' products
+    up itself."""
     return (min(depth, filters) >= _IMPLICIT_MIN_CHANNELS and depth * filters <= _IMPLICIT_MAX_WEIGHT
             and positions >= _IMPLICIT_MIN_POSITIONS and math.prod(w.shape[2:]) > 1 and _blas.direct_gemm(w.dtype))
 
