@@ -266,3 +266,67 @@ def test_constant_subgraphs_are_cached_but_follow_the_state():
     np.testing.assert_array_equal(s.run(None, {"x": one})[1], np.full((2, 3), 1.5, np.float32))
     s.load_state_dict({"shape": np.array([4, 1])})
     assert s.run(None, {"x": one})[0].shape == (4, 1)
+
+
+def _in_place_model():
+    """conv -> relu -> add(relu, x) -> relu, with the conv output also a graph output and read twice."""
+    rng = np.random.default_rng(2)
+    w = numpy_helper.from_array(rng.standard_normal((3, 3, 3, 3)).astype(np.float32), "w")
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c1"], pads=[1, 1, 1, 1]),   # c1: a graph output
+             helper.make_node("Relu", ["c1"], ["r1"]),
+             helper.make_node("Conv", ["x", "w"], ["c2"], pads=[1, 1, 1, 1]),   # c2: read by two nodes
+             helper.make_node("Relu", ["c2"], ["r2"]),
+             helper.make_node("Sub", ["c2", "x"], ["n2"]),
+             helper.make_node("Conv", ["x", "w"], ["c3"], pads=[1, 1, 1, 1]),   # c3: read by one Relu only
+             helper.make_node("Relu", ["c3"], ["r3"]),
+             helper.make_node("Add", ["r3", "x"], ["a3"]),                       # r3 overwritten by the Add
+             helper.make_node("Relu", ["a3"], ["y"]),
+             helper.make_node("Reshape", ["c1", "shape"], ["flat"]),            # a view of c1: not overwritten
+             helper.make_node("Relu", ["flat"], ["z"])]
+    shape = numpy_helper.from_array(np.array([1, -1], np.int64), "shape")
+    outs = [_vi(n, None) for n in ("c1", "r2", "n2", "y", "z", "r1")]
+    return _model(nodes, [_vi("x", [1, 3, 5, 5])], outs, [w, shape])
+
+
+def test_in_place_relu_and_add_change_only_values_no_one_else_reads():
+    """Relu and Add overwrite an input only where no other node, graph output or caller sees it: the results
+    are those of onnxruntime (or of plain NumPy), and the feed and the weights are left as they were."""
+    m = _in_place_model()
+    s = conv_onnx.load(m)
+    x = np.random.default_rng(3).standard_normal((1, 3, 5, 5)).astype(np.float32)
+    x0, w0 = x.copy(), s.state_dict()["w"].copy()
+    got = dict(zip(["c1", "r2", "n2", "y", "z", "r1"], s.run(None, {"x": x})))
+    np.testing.assert_array_equal(x, x0)
+    np.testing.assert_array_equal(s.state_dict()["w"], w0)
+    c = convkit.functional.conv2d(x, w0, padding=1)
+    assert (got["c1"] < 0).any()                         # the graph output was not overwritten by its Relu
+    np.testing.assert_allclose(got["c1"], c, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(got["r1"], np.maximum(c, 0), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(got["r2"], np.maximum(c, 0), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(got["n2"], c - x, rtol=1e-5, atol=1e-5)   # read after the Relu of the same c2
+    np.testing.assert_allclose(got["y"], np.maximum(np.maximum(c, 0) + x, 0), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(got["z"], np.maximum(c, 0).reshape(1, -1), rtol=1e-5, atol=1e-5)
+    ort = pytest.importorskip("onnxruntime")
+    ref = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
+    for name, want in zip(["c1", "r2", "n2", "y", "z", "r1"], ref.run(None, {"x": x})):
+        np.testing.assert_allclose(got[name], want, rtol=1e-5, atol=1e-5)
+
+
+def test_in_place_add_keeps_a_broadcast_input_and_the_second_run_agrees():
+    """An Add whose donated input is smaller than the result (broadcast) makes a new array; running twice
+    gives the same answer (no state is carried in overwritten buffers)."""
+    rng = np.random.default_rng(4)
+    w = numpy_helper.from_array(rng.standard_normal((2, 3, 1, 1)).astype(np.float32), "w")
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"]),
+             helper.make_node("ReduceMean", ["c"], ["m"], axes=[1], keepdims=1),
+             helper.make_node("Add", ["m", "c2"], ["y"]),
+             helper.make_node("Conv", ["x", "w"], ["c2"])]
+    nodes = [nodes[0], nodes[1], nodes[3], nodes[2]]
+    m = _model(nodes, [_vi("x", [1, 3, 4, 4])], [_vi("y", None)], [w], opset=13)
+    s = conv_onnx.load(m)
+    x = rng.standard_normal((1, 3, 4, 4)).astype(np.float32)
+    c = convkit.functional.conv2d(x, numpy_helper.to_array(w))
+    want = c.mean(axis=1, keepdims=True) + c
+    first = s.run(None, {"x": x})[0]
+    np.testing.assert_allclose(first, want, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(s.run(None, {"x": x})[0], want, rtol=1e-5, atol=1e-6)

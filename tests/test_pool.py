@@ -39,6 +39,7 @@ def _windowed_ops(x, kw, rng, p=2.0, count_include_pad=True, divisor_override=No
     yr, ir = R.max_pool(x, **kw, return_indices=True)
     np.testing.assert_array_equal(y, yr)
     np.testing.assert_array_equal(i, ir)
+    np.testing.assert_array_equal(F.max_pool(x, **kw), yr)   # without winners: the separable max
     g = rng.standard_normal(y.shape)
     np.testing.assert_allclose(F.max_pool_vjp(g, x, **kw), R.max_pool_vjp(g, x, **kw), atol=1e-12)
     akw = dict(kw, count_include_pad=count_include_pad, divisor_override=divisor_override)
@@ -126,6 +127,8 @@ def test_max_pool_uint8_and_int_dtypes():
         assert y.dtype == dtype
         np.testing.assert_array_equal(y, yr)
         np.testing.assert_array_equal(i, ir)
+        assert F.max_pool(x, **kw).dtype == dtype
+        np.testing.assert_array_equal(F.max_pool(x, **kw), yr)
         assert F.adaptive_max_pool(x, (2, 3)).dtype == dtype
         assert F.global_max_pool(x).dtype == dtype
     assert F.avg_pool(np.ones((1, 1, 4), np.int32), 2).dtype == np.float64
@@ -197,6 +200,8 @@ def test_nan_and_inf_propagate():
     x = np.array([[[1.0, np.nan, 3.0, np.nan, 2.0, np.inf, -np.inf, 0.0]]])
     y, i = F.max_pool(x, 4, return_indices=True)
     assert np.isnan(y[0, 0, 0]) and y[0, 0, 1] == np.inf
+    y = F.max_pool(x, 3, 2, 1)  # overlapping windows, no winners: the separable max
+    assert np.isnan(y[0, 0, :3]).all() and y[0, 0, 3] == np.inf
     assert i[0, 0, 0] == 3  # the last NaN, as PyTorch on CPU
     assert np.isnan(F.avg_pool(x, 4)[0, 0, 0]) and np.isnan(F.avg_pool(x, 4)[0, 0, 1])
     assert np.isnan(F.lp_pool(x, 2, 4)[0, 0, 0]) and F.lp_pool(x, 2, 4)[0, 0, 1] == np.inf

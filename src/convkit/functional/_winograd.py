@@ -155,10 +155,22 @@ def forward(x, w, pads, out, bias=None, m=None):
         v = np.matmul(bt2, d, out=scratch("winograd_v", (a * a, c * t), x.dtype)).reshape(a * a, c, t)  # V[p] (C, T)
         prod = np.matmul(u, v, out=scratch("winograd_m", (a * a, k, t), x.dtype))  # M[p] (K, T)
         yt = np.matmul(at2, prod.reshape(a * a, k * t), out=scratch("winograd_y", (m * m, k * t), x.dtype))
-        yt = yt.reshape(m, m, k, nb, th, tw)
-        full = yt.transpose(3, 2, 4, 0, 5, 1).reshape(nb, k, th * m, tw * m)[:, :, :oh, :ow]
-        _copy(full, 1, out=y[n0:n1], bias=bias)
+        _scatter(yt.reshape(m, m, k, nb, th, tw), y[n0:n1], bias)
     return y
+
+
+def _scatter(yt, y, bias):
+    """y (n, K, OH, OW) = the output tiles yt (m, m, K, n, th, tw), cropped to y (plus a bias (K,)). The
+    tiles are copied through a 6-D view of y, (n, K, th, m, tw, m), so that no transposed copy of the
+    tiles is made first; tiles that stick out of y go through a scratch array of whole tiles."""
+    m, k, nb, th, tw = yt.shape[1:]
+    oh, ow = y.shape[2:]
+    tiles = yt.transpose(3, 2, 4, 0, 5, 1)
+    if (oh, ow) == (th * m, tw * m):
+        _copy(tiles, 1, out=y.reshape(nb, k, th, m, tw, m), bias=bias)
+        return
+    full = _copy(tiles, 1, out=scratch("winograd_full", tiles.shape, y.dtype), bias=bias)
+    _copy(full.reshape(nb, k, th * m, tw * m)[:, :, :oh, :ow], 1, out=y)
 
 
 def input_grad(g, w, input_shape, pads, m=None):
@@ -185,7 +197,7 @@ def _copy(src, axis, out=None, bias=None):
         if bias is None:
             out[at] = src[at]
         else:
-            np.add(src[at], bias[sl].reshape(-1, 1, 1), out=out[at])
+            np.add(src[at], bias[sl].reshape((-1,) + (1,) * (src.ndim - axis - 1)), out=out[at])
     pieces = 2 * num_threads() if src.size * src.itemsize >= _THREADED_COPY_BYTES else 1
     run_blocks(part, _parts(src.shape[axis], pieces))
     return out
