@@ -64,10 +64,11 @@ def _channels_last(c, w, pads, dilation, groups):
 
 
 def _chunk_input_cl(x, n0, n1, pads, r0, r1, kernel, stride, dilation):
-    """_chunk_input, channels last and contiguous: (n, rows, *Sp[1:], C), in one copy (pads >= 0)."""
+    """_chunk_input, channels last and contiguous: (n, rows, *Sp[1:], C), in one copy (pads >= 0), in a
+    scratch buffer (the columns are made from it and it is dropped)."""
     a, b = row_span(r0, r1, kernel[0], stride[0], dilation[0])
     sp = padded_shape(x.shape[2:], pads)
-    xp = np.zeros((n1 - n0, b - a) + sp[1:] + (x.shape[1],), x.dtype)
+    xp = scratch("im2col_input", (n1 - n0, b - a) + sp[1:] + (x.shape[1],), x.dtype, zero=True)
     lo0 = pads[0][0]
     i0, i1 = max(a - lo0, 0), min(b - lo0, x.shape[2])
     if i1 > i0:
@@ -76,13 +77,16 @@ def _chunk_input_cl(x, n0, n1, pads, r0, r1, kernel, stride, dilation):
     return xp
 
 
-def _columns(x, n0, n1, pads, r0, r1, kernel, stride, dilation, oc, cl):
-    """One chunk's columns as a matrix: (M, prod(K)*C) channels last, else (C*prod(K), M)."""
+def _columns(x, n0, n1, pads, r0, r1, kernel, stride, dilation, oc, cl, temporary=False):
+    """One chunk's columns as a matrix: (M, prod(K)*C) channels last, else (C*prod(K), M). ``temporary``
+    columns live in a scratch buffer, valid until this thread's next temporary columns: no fresh pages
+    to fault in on every call (the 7x7/2 3->64 stem at 224x224, batch 8: 59 MB of columns, 22 -> 17 ms)."""
+    slot = "im2col_columns" if temporary else None
     if cl:
         xp = _chunk_input_cl(x, n0, n1, pads, r0, r1, kernel, stride, dilation)
-        return im2col_cl(xp, kernel, stride, dilation, oc).reshape((n1 - n0) * math.prod(oc), -1)
+        return im2col_cl(xp, kernel, stride, dilation, oc, slot).reshape((n1 - n0) * math.prod(oc), -1)
     xp = _chunk_input(x, n0, n1, pads, r0, r1, kernel, stride, dilation)
-    return im2col(xp, kernel, stride, dilation, oc).reshape(-1, (n1 - n0) * math.prod(oc))
+    return im2col(xp, kernel, stride, dilation, oc, slot).reshape(-1, (n1 - n0) * math.prod(oc))
 
 
 # Channels-first products go one sample at a time (into y, from g) when a sample has this many
@@ -429,7 +433,7 @@ def forward(x, w, stride, pads, dilation, groups, out, keep=False, bias=None, al
     cols = None
     for n0, n1, r0, r1 in chunks:
         oc = (r1 - r0,) + tuple(out[1:])
-        cols = _columns(x, n0, n1, pads, r0, r1, kernel, stride, dilation, oc, cl)
+        cols = _columns(x, n0, n1, pads, r0, r1, kernel, stride, dilation, oc, cl, temporary=not keep)
         if cl and _per_sample(r0, r1, out):
             # per sample (K, P) = W (K, prod(K)*C) @ cols_n^T: BLAS reads the columns transposed and
             # writes y in NCHW, so the (M, K) result never needs a transposing copy
@@ -527,7 +531,8 @@ def backward(x, w, g, stride, pads, dilation, groups, need_x=True, need_w=True, 
         if need_x or not per_sample:
             gt = np.ascontiguousarray(g[n0:n1, :, r0:r1].swapaxes(0, 1)).reshape(groups, k_out // groups, m)
         if need_w:
-            cc = cols if cols is not None else _columns(x, n0, n1, pads, r0, r1, kernel, stride, dilation, oc, False)
+            cc = cols if cols is not None else _columns(x, n0, n1, pads, r0, r1, kernel, stride, dilation, oc, False,
+                                                        temporary=True)
             if per_sample:
                 gn = g[n0:n1].reshape(n1 - n0, groups, k_out // groups, -1)
                 gw += np.matmul(gn, _sample_view(cc, groups, n1 - n0).swapaxes(2, 3)).sum(axis=0)
@@ -561,7 +566,8 @@ def _backward_cl(x, w, g, stride, pads, dilation, need_x, need_w, chunks, cols):
         m = (n1 - n0) * math.prod(oc)
         gt = np.ascontiguousarray(g[n0:n1, :, r0:r1].swapaxes(0, 1)).reshape(k_out, m)
         if need_w:
-            cc = cols if cols is not None else _columns(x, n0, n1, pads, r0, r1, kernel, stride, dilation, oc, True)
+            cc = cols if cols is not None else _columns(x, n0, n1, pads, r0, r1, kernel, stride, dilation, oc, True,
+                                                        temporary=True)
             gw += np.matmul(gt, cc)
             del cc
         if need_x:

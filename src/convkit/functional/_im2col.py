@@ -25,6 +25,7 @@ from numpy.lib.stride_tricks import as_strided
 
 from .._config import get_workspace_limit
 from .._parallel import num_threads, run_blocks
+from .._scratch import scratch
 
 
 def windows(xp, kernel, stride, dilation, out):
@@ -43,8 +44,14 @@ def _parts(size, pieces):
     return [slice(i, min(size, i + step)) for i in range(0, size, step)]
 
 
-def im2col(xp, kernel, stride, dilation, out):
-    """Columns (C, *K, N, *O) of the padded input xp (N, C, *Sp), contiguous.
+def _empty(shape, dtype, slot):
+    """A new array, or (``slot`` given) the calling thread's scratch buffer of that name (see convkit._scratch)."""
+    return np.empty(shape, dtype) if slot is None else scratch(slot, shape, dtype)
+
+
+def im2col(xp, kernel, stride, dilation, out, slot=None):
+    """Columns (C, *K, N, *O) of the padded input xp (N, C, *Sp), contiguous (in scratch buffer ``slot``
+    when given).
 
     The copy is split over channels (or samples, for one channel) across threads.
     """
@@ -52,7 +59,7 @@ def im2col(xp, kernel, stride, dilation, out):
     n = len(kernel)
     perm = (1, *range(2, 2 + n), 0, *range(2 + n, 2 + 2 * n))
     src = v.transpose(perm)
-    cols = np.empty(src.shape, dtype=xp.dtype)
+    cols = _empty(src.shape, xp.dtype, slot)
     axis = 0 if src.shape[0] > 1 else 1 + n
     pieces = 2 * num_threads()
 
@@ -95,13 +102,14 @@ def windows_cl(xp, kernel, stride, dilation, out):
 _BLOCK_BYTES = 1 << 20  # a block's slice of gxp stays in the L2 cache while col2im's passes run over it
 
 
-def im2col_cl(xp, kernel, stride, dilation, out):
-    """Columns (N, *O, *K, C) of the channels-last padded input xp (N, *Sp, C), contiguous.
+def im2col_cl(xp, kernel, stride, dilation, out, slot=None):
+    """Columns (N, *O, *K, C) of the channels-last padded input xp (N, *Sp, C), contiguous (in scratch
+    buffer ``slot`` when given).
 
     Threads copy disjoint samples (or output rows, for one sample).
     """
     src = windows_cl(xp, kernel, stride, dilation, out)
-    cols = np.empty(src.shape, dtype=xp.dtype)
+    cols = _empty(src.shape, xp.dtype, slot)
     axis = 0 if src.shape[0] > 1 else 1
 
     def copy(part):
