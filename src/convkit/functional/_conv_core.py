@@ -68,12 +68,16 @@ def _chunk_input_cl(x, n0, n1, pads, r0, r1, kernel, stride, dilation):
     scratch buffer (the columns are made from it and it is dropped)."""
     a, b = row_span(r0, r1, kernel[0], stride[0], dilation[0])
     sp = padded_shape(x.shape[2:], pads)
-    xp = scratch("im2col_input", (n1 - n0, b - a) + sp[1:] + (x.shape[1],), x.dtype, zero=True)
+    xp = scratch("im2col_input", (n1 - n0, b - a) + sp[1:] + (x.shape[1],), x.dtype)
     lo0 = pads[0][0]
     i0, i1 = max(a - lo0, 0), min(b - lo0, x.shape[2])
-    if i1 > i0:
-        inner = tuple(slice(lo, lo + s) for (lo, _), s in zip(pads[1:], x.shape[3:]))
-        xp[(slice(None), slice(i0 + lo0 - a, i1 + lo0 - a)) + inner] = np.moveaxis(x[n0:n1, :, i0:i1], 1, -1)
+    if i1 <= i0:
+        xp.fill(0)
+        return xp
+    inner = tuple(slice(lo, lo + s) for (lo, _), s in zip(pads[1:], x.shape[3:]))
+    at = (slice(None), slice(i0 + lo0 - a, i1 + lo0 - a)) + inner
+    zero_border(xp, at)   # only the padding: the input is copied over the rest
+    xp[at] = np.moveaxis(x[n0:n1, :, i0:i1], 1, -1)
     return xp
 
 
