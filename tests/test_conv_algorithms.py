@@ -160,11 +160,17 @@ def test_the_automatic_choice_per_shape():
     fast = "implicit" if _blas.direct_gemm(np.float32) else "winograd"
     assert F.conv_algorithms((8, 64, 56, 56), (64, 64, 3, 3), padding=1) == {
         "applicable": ["implicit", "winograd", "im2col"], "forward": fast, "forward_autograd": "im2col",
-        "backward": fast}
+        "forward_fixed_weight": fast, "backward": fast}
     assert F.conv_algorithms((8, 256, 14, 14), (256, 256, 3, 3), padding=1)["forward"] == "im2col"
     assert F.conv_algorithms((16, 64, 4096), (64, 64, 3), padding=1)["forward"] == (
         "implicit" if fast == "implicit" else "im2col")
     assert F.conv_algorithms((8, 512, 7, 7), (512, 512, 3, 3), padding=1)["forward"] == "im2col"
+    # a fixed weight (an ONNX session's) makes Winograd's U once: then it pays for 128 channels and more
+    # from 16 tiles on, and not for fewer
+    for x_shape, fixed in [((8, 512, 7, 7), "winograd"), ((1, 512, 7, 7), "im2col"), ((1, 256, 14, 14), "winograd"),
+                           ((8, 128, 28, 28), "winograd")]:
+        c = x_shape[1]
+        assert F.conv_algorithms(x_shape, (c, c, 3, 3), padding=1)["forward_fixed_weight"] == fixed, x_shape
     assert F.conv_algorithms((8, 192, 28, 28), (64, 192, 1, 1))["forward"] == "gemm"
     assert F.conv_algorithms((8, 144, 56, 56), (144, 1, 3, 3), padding=1, groups=144)["forward"] == "direct"
     assert F.conv_algorithms((8, 3, 224, 224), (64, 3, 7, 7), stride=2, padding=3)["applicable"] == ["im2col"]
@@ -274,3 +280,42 @@ def test_direct_gemm_sums_into_strided_outputs_and_falls_back_to_matmul(rng, mon
             monkeypatch.undo()
     with pytest.raises(ValueError, match=r"gemm: operands must be \(m, k\) @ \(k, n\) -> \(m, n\); got a=\(5, 7\)"):
         _blas.gemm(a, b, np.ones((5, 13)))
+
+
+@pytest.mark.parametrize("x_shape,w_shape,kw,algorithm,kept", [
+    ((2, 8, 9, 9), (5, 8, 3, 3), dict(padding=1), "winograd", 1),        # U
+    ((2, 8, 9, 9), (5, 8, 3, 3), dict(padding=1), "implicit", 1),        # the tap-major copy
+    ((2, 8, 9, 9), (5, 8, 3, 3), dict(padding=1), "im2col", 1),          # folded columns' weight order
+    ((2, 8, 9, 9), (5, 8, 3, 3), dict(padding=1, stride=2), "im2col", 1),  # channels-last order
+    ((2, 2, 9, 9), (5, 2, 3, 3), dict(padding=1, stride=2), "im2col", 0),  # channels first: w as it is
+    ((2, 8, 9, 9), (5, 8, 1, 1), dict(), "gemm", 0),
+])
+def test_a_fixed_weight_keeps_its_transforms_and_gives_the_same_result(rng, x_shape, w_shape, kw, algorithm, kept):
+    from convkit.functional._weights import WeightCache
+    from convkit.functional.conv import conv_fixed_weight
+    x, w, b = (rng.standard_normal(s).astype(np.float32) for s in (x_shape, w_shape, w_shape[:1]))
+    cache = WeightCache(w)
+    expected = F.conv(x, w, b, algorithm=algorithm, **kw)
+    got = _conv_with_cache(cache, x, w, b, algorithm, kw)
+    np.testing.assert_array_equal(got, expected)
+    assert len(cache) == kept
+    made = list(cache._made.values())
+    assert all(not a.flags.writeable for a in made)
+    np.testing.assert_array_equal(_conv_with_cache(cache, x, w, b, algorithm, kw), expected)
+    assert [id(a) for a in cache._made.values()] == [id(a) for a in made]     # made once, reused
+    y_ref = R.conv(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64), **kw)
+    assert np.abs(got - y_ref).max() <= 1e-4 * max(1.0, np.abs(y_ref).max())
+    # the public entry point: the automatic choice with the cache, and a cast weight is not cached
+    np.testing.assert_allclose(conv_fixed_weight(cache, x, w, b, **kw), y_ref, rtol=1e-4, atol=1e-4)
+    other = WeightCache(w)
+    np.testing.assert_allclose(conv_fixed_weight(other, x.astype(np.float64), w, b, **kw), y_ref, atol=1e-5)
+    assert len(other) == 0
+
+
+def _conv_with_cache(cache, x, w, b, algorithm, kw):
+    from convkit.functional import _conv_core
+    from convkit.functional.conv import _conv_spec
+    spec, x, w, b = _conv_spec("conv", x, w, b, kw.get("stride", 1), kw.get("padding", 0), 1, 1, "zeros",
+                               "channels_first", algorithm=algorithm)
+    return _conv_core.forward(x, w, spec.stride, spec.pads, spec.dilation, 1, spec.out, bias=b, algorithm=algorithm,
+                              weights=cache)

@@ -330,3 +330,73 @@ def test_in_place_add_keeps_a_broadcast_input_and_the_second_run_agrees():
     first = s.run(None, {"x": x})[0]
     np.testing.assert_allclose(first, want, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(s.run(None, {"x": x})[0], want, rtol=1e-5, atol=1e-6)
+
+
+def _two_conv_model(c=128, hw=16):
+    """conv(w) -> relu -> conv(w, bias): one weight initializer read by two Conv nodes, 128 channels at 16x16 so
+    that the session's kept transforms choose Winograd (see F.conv_algorithms' "forward_fixed_weight")."""
+    rng = np.random.default_rng(5)
+    w = numpy_helper.from_array((rng.standard_normal((c, c, 3, 3)) / np.sqrt(9 * c)).astype(np.float32), "w")
+    b = numpy_helper.from_array(rng.standard_normal(c).astype(np.float32), "b")
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c1"], pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["c1"], ["r1"]),
+             helper.make_node("Conv", ["r1", "w", "b"], ["y"], pads=[1, 1, 1, 1])]
+    return _model(nodes, [_vi("x", [1, c, hw, hw])], [_vi("y", None)], [w, b])
+
+
+def test_conv_weights_are_read_only_and_their_transforms_are_made_once():
+    """A session keeps each Conv weight initializer's transforms (Winograd's U here) between runs: the weight is
+    read-only, load_state_dict still replaces it and the next run uses the new one."""
+    assert convkit.functional.conv_algorithms((1, 128, 16, 16), (128, 128, 3, 3), padding=1)[
+        "forward_fixed_weight"] == "winograd"
+    m = _two_conv_model()
+    s = conv_onnx.load(m)
+    x = np.random.default_rng(6).standard_normal((1, 128, 16, 16)).astype(np.float32)
+    w, b = (numpy_helper.to_array(t) for t in m.graph.initializer)
+
+    def want(w):
+        h = np.maximum(convkit.functional.conv2d(x, w, padding=1, algorithm="im2col"), 0)
+        return convkit.functional.conv2d(h, w, b, padding=1, algorithm="im2col")
+
+    np.testing.assert_allclose(s.run(None, {"x": x})[0], want(w), rtol=1e-4, atol=1e-4)
+    kept = s._kept["w"].cache
+    assert kept is not None and kept.weight is s._buffers["w"].data and len(kept) == 1
+    u = next(iter(kept._made.values()))
+    np.testing.assert_allclose(s.run(None, {"x": x})[0], want(w), rtol=1e-4, atol=1e-4)
+    assert next(iter(s._kept["w"].cache._made.values())) is u            # the second run made nothing
+    with pytest.raises(ValueError, match="read-only"):
+        s._buffers["w"].data[...] = 0
+    w2 = (w[::-1] * 0.5).copy()
+    s.load_state_dict({"w": w2}, strict=False)
+    assert not s._buffers["w"].data.flags.writeable
+    np.testing.assert_array_equal(s.state_dict()["w"], w2)
+    np.testing.assert_allclose(s.run(None, {"x": x})[0], want(w2), rtol=1e-4, atol=1e-4)
+    ort = pytest.importorskip("onnxruntime")
+    m.graph.initializer[0].CopyFrom(numpy_helper.from_array(w2, "w"))
+    ref = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
+    np.testing.assert_allclose(s.run(None, {"x": x})[0], ref.run(None, {"x": x})[0], rtol=1e-4, atol=1e-4)
+
+
+def test_a_conv_weight_fed_by_the_caller_is_not_kept():
+    """An initializer also listed as a graph input may be fed: a fed (writable) weight's transforms are never
+    kept, so feeding another one, or changing it in place between runs, gives the new answer."""
+    m = _two_conv_model(c=4, hw=6)
+    m.graph.input.append(_vi("w", [4, 4, 3, 3]))
+    s = conv_onnx.load(m)
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((1, 4, 6, 6)).astype(np.float32)
+    w = rng.standard_normal((4, 4, 3, 3)).astype(np.float32)
+    b = numpy_helper.to_array(m.graph.initializer[1])
+    for _ in range(2):
+        h = np.maximum(convkit.functional.conv2d(x, w, padding=1), 0)
+        np.testing.assert_allclose(s.run(None, {"x": x, "w": w})[0], convkit.functional.conv2d(h, w, b, padding=1),
+                                   rtol=1e-5, atol=1e-5)
+        w *= -2
+    assert s._kept["w"].cache is None
+
+
+def test_an_attribute_with_a_private_name_is_refused_at_load():
+    m = _two_conv_model(c=2, hw=4)
+    m.graph.node[0].attribute.append(helper.make_attribute("_weights", 1))
+    with pytest.raises(ValueError, match=r"node 0 .*attributes \['_weights'\] are not Conv's"):
+        conv_onnx.load(m)

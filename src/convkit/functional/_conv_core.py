@@ -31,6 +31,7 @@ from .._scratch import scratch, zero_border
 from ..shapes import full_correlation_padding, padded_shape
 from . import _depthwise, _implicit, _plan, _winograd
 from ._im2col import _parts, col2im_add, col2im_cl_add, im2col, im2col_cl, im2col_fold, plan_chunks, row_span
+from ._weights import derived
 from .padding import pad_nd
 
 
@@ -192,11 +193,11 @@ def _fold_weight(w):
     return np.ascontiguousarray(np.moveaxis(w, 1, -1).swapaxes(0, 1)).reshape(k0, k_out, -1)
 
 
-def _forward_fold(x, w, pads, stride, dilation, out, bias, y, keep):
+def _forward_fold(x, w, pads, stride, dilation, out, bias, y, keep, weights=None):
     """y (N, K, *O) = sum over first-dim offsets kd of slab_kd @ W[:, :, kd]^T. Returns the columns
     (_Folded) when ``keep``, else None."""
     n_, k_out, k0 = x.shape[0], w.shape[0], w.shape[2]
-    wf = _fold_weight(w)
+    wf = derived(weights, "fold", lambda: _fold_weight(w))
     if _fold_sample_major(x.shape, pads, out):
         cols = _fold_columns(x, pads, w.shape[2:], stride, dilation, out, True) if keep else None
         _forward_fold_by_sample(_sample_columns(x, pads, w.shape[2:], stride, dilation, out, cols), wf, dilation[0],
@@ -397,17 +398,19 @@ def _heavy_weight(n, out, k_out):
     return n * math.prod(out) < k_out
 
 
-def forward(x, w, stride, pads, dilation, groups, out, keep=False, bias=None, algorithm=None):
+def forward(x, w, stride, pads, dilation, groups, out, keep=False, bias=None, algorithm=None, weights=None):
     """y (N, K, *O) = conv(x, w) with zero padding ``pads``; x and w share a dtype.
 
     With keep=True returns (y, cols): the columns for :func:`backward`, or None
     when the batch took several chunks (they would not all fit in the workspace)
     or the algorithm makes none. A bias (K,) is added as the products are moved
-    into y, saving a pass over y. ``algorithm`` (checked by _plan.check) forces one.
+    into y, saving a pass over y. ``algorithm`` (checked by _plan.check) forces one. ``weights``, a
+    :class:`~._weights.WeightCache` of ``w``, keeps the weight's transforms between calls.
     """
     def trial(alg):
-        return forward(x, w, stride, pads, dilation, groups, out, keep, bias, alg)
-    alg = _plan.choose("forward", x, w, stride, pads, dilation, groups, out, algorithm, keep, trial)
+        return forward(x, w, stride, pads, dilation, groups, out, keep, bias, alg, weights)
+    alg = _plan.choose("forward", x, w, stride, pads, dilation, groups, out, algorithm, keep, trial,
+                       cached=weights is not None)
     if alg in ("direct", "gemm", "implicit", "winograd"):
         if alg == "direct":
             y = _depthwise.forward(x, w, pads, dilation, out)
@@ -416,9 +419,9 @@ def forward(x, w, stride, pads, dilation, groups, out, keep=False, bias=None, al
         elif alg == "gemm":
             y = _pointwise_forward(x, w, stride, out, bias)
         elif alg == "implicit":
-            y = _implicit.forward(x, w, pads, dilation, out, bias)
+            y = _implicit.forward(x, w, pads, dilation, out, bias, weights)
         else:
-            y = _winograd.forward(x, w, pads, out, bias)
+            y = _winograd.forward(x, w, pads, out, bias, weights=weights)
         return (y, None) if keep else y
     n_, c = x.shape[:2]
     k_out, kernel = w.shape[0], w.shape[2:]
@@ -429,11 +432,12 @@ def forward(x, w, stride, pads, dilation, groups, out, keep=False, bias=None, al
     # and channels-first columns use it as it is stored, where the other layouts reorder it per call.
     heavy_weight = _heavy_weight(n_, out, k_out)
     if not heavy_weight and _fold_ok(c, w, stride, pads, dilation, groups, chunks, x.shape, out, forward=True):
-        folded = _forward_fold(x, w, pads, stride, dilation, out, bias, y, keep)
+        folded = _forward_fold(x, w, pads, stride, dilation, out, bias, y, keep, weights)
         return (y, folded) if keep else y
     cl = not heavy_weight and _channels_last(c, w, pads, dilation, groups)
     # channels last: (K, *kernel, C) flattened, to match the columns' (*kernel, C) order
-    wm = np.moveaxis(w, 1, -1).reshape(k_out, -1) if cl else w.reshape(groups, k_out // groups, -1)
+    wm = (derived(weights, "channels_last", lambda: np.moveaxis(w, 1, -1).reshape(k_out, -1)) if cl else
+          w.reshape(groups, k_out // groups, -1))
     cols = None
     for n0, n1, r0, r1 in chunks:
         oc = (r1 - r0,) + tuple(out[1:])

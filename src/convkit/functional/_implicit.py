@@ -31,6 +31,7 @@ from .._blas import gemm
 from .._config import get_workspace_limit
 from .._scratch import scratch, zero_border
 from ..shapes import padded_shape
+from ._weights import derived
 
 
 def applicable(w, stride, pads, groups):
@@ -71,14 +72,14 @@ def _outputs(wide, nb, s, flat, out, writeable=False):
                       (s * item, wide.strides[0]) + tuple(f * item for f in flat), writeable=writeable)
 
 
-def forward(x, w, pads, dilation, out, bias=None):
+def forward(x, w, pads, dilation, out, bias=None, weights=None):
     """y (N, K, *out) = conv(x, w) with stride 1 and zero padding ``pads``; a bias (K,) is added as the
-    outputs are copied into y."""
+    outputs are copied into y. ``weights`` (a WeightCache of w) keeps the tap-major copy of w."""
     n_, c = x.shape[:2]
     k = w.shape[0]
     s, flat, span, offsets = _geometry(x.shape, w.shape[2:], pads, dilation, out)
-    wt = np.ascontiguousarray(np.moveaxis(w.reshape(k, c, -1), -1, 0))      # (taps, K, C)
-    y = np.empty((n_, k) + tuple(out), x.dtype)
+    wt = derived(weights, "implicit", lambda: np.ascontiguousarray(np.moveaxis(w.reshape(k, c, -1), -1, 0)))
+    y = np.empty((n_, k) + tuple(out), x.dtype)                                   # wt: (taps, K, C)
     for n0, n1 in _groups(n_, s, c + k, x.itemsize):
         xp = _padded(x, n0, n1, pads)
         width = (n1 - n0 - 1) * s + span

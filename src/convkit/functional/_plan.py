@@ -53,19 +53,30 @@ def applicable(x_shape, w, stride, pads, dilation, groups):
 # Batch-1 forwards on an AVX-512 Xeon, ms, im2col vs F(4x4, 3x3): 64->64 at 56x56 (196 tiles) 1.92 vs 1.65;
 # 128->128 at 28x28 (49 tiles) 1.52 vs 1.45; 256->256 at 14x14 (16 tiles) 1.38 vs 1.88.
 _WINOGRAD_MIN_TILES = 48
+# With the weight's transform U kept between calls (an ONNX session), ms, the default before vs F(4x4, 3x3):
+# batch 1: 128->128 at 28x28 1.31 (implicit) vs 1.17, 256->256 at 14x14 1.29 (im2col) vs 1.16, 512->512 at 7x7
+# (4 tiles) 1.56 (im2col) vs 2.04; batch 8: 128->128 at 28x28 9.20 (implicit) vs 7.93, 256->256 at 14x14 7.61 vs
+# 6.96, 512->512 at 7x7 (32 tiles, 1.31 of them output) 8.18 vs 6.00; 64->64 at 56x56 10.58 (implicit) vs 13.68.
+_WINOGRAD_MIN_TILES_CACHED = 16
+_WINOGRAD_MAX_WASTE_CACHED = 1.35
+_WINOGRAD_FIRST_CHANNELS = 128
 
 
-def _winograd_pays(x_shape, w, out):
+def _winograd_pays(x_shape, w, out, cached=False):
     """F(4x4, 3x3) beats im2col when there are enough input channels to share the transforms, enough
     tiles to amortise the weight transform, and the tiles waste little of the output (measured in
-    benchmarks/conv_suite.py). F(2x2, 5x5) saves too few products to pay for its transforms in NumPy
-    (it runs when forced or autotuned)."""
+    benchmarks/conv_suite.py); with the weight's transform kept (``cached``) fewer tiles and more waste
+    pay. F(2x2, 5x5) saves too few products to pay for its transforms in NumPy (it runs when forced or
+    autotuned)."""
     if w.shape[-1] != 3:
         return False
     m = _winograd.TILE[3]
     tiles = [-(-o // m) for o in out]
     waste = (tiles[0] * tiles[1] * m * m) / max(1, out[0] * out[1])
-    return x_shape[1] >= 16 and x_shape[0] * tiles[0] * tiles[1] >= _WINOGRAD_MIN_TILES and waste <= 1.2
+    count = x_shape[0] * tiles[0] * tiles[1]
+    if cached:
+        return x_shape[1] >= 16 and count >= _WINOGRAD_MIN_TILES_CACHED and waste <= _WINOGRAD_MAX_WASTE_CACHED
+    return x_shape[1] >= 16 and count >= _WINOGRAD_MIN_TILES and waste <= 1.2
 
 
 # Forwards on an AVX-512 Xeon, ms, the default before implicit GEMM vs implicit GEMM: 3x3 64->64 at 56x56,
@@ -89,12 +100,16 @@ def _implicit_pays(depth, filters, positions, w):
             and positions >= _IMPLICIT_MIN_POSITIONS and math.prod(w.shape[2:]) > 1 and _blas.direct_gemm(w.dtype))
 
 
-def heuristic(pass_, x_shape, w, stride, pads, dilation, groups, out, keep=False, cands=None):
+def heuristic(pass_, x_shape, w, stride, pads, dilation, groups, out, keep=False, cands=None, cached=False):
     """The default choice among ``cands`` (default: the applicable algorithms). A forward that keeps
     its columns for the weight gradient (autograd) stays on im2col: Winograd or implicit GEMM would
     save the forward's columns but the backward would then have to make them. A backward chosen as
-    implicit computes the input gradient that way and the weight gradient with im2col's columns."""
+    implicit computes the input gradient that way and the weight gradient with im2col's columns.
+    ``cached``: the forward's weight transforms are kept between calls (see _weights)."""
     cands = applicable(x_shape, w, stride, pads, dilation, groups) if cands is None else cands
+    if (cached and pass_ == "forward" and not keep and "winograd" in cands
+            and min(w.shape[:2]) >= _WINOGRAD_FIRST_CHANNELS and _winograd_pays(x_shape, w, out, cached=True)):
+        return "winograd"      # U made once: Winograd's products are then its main cost
     for alg in cands:
         if alg == "winograd" and (keep or not _winograd_pays(x_shape, w, out)):
             continue
@@ -120,15 +135,16 @@ def check(op, algorithm, x_shape, w, stride, pads, dilation, groups):
     return algorithm
 
 
-def choose(pass_, x, w, stride, pads, dilation, groups, out, algorithm=None, keep=False, trial=None):
+def choose(pass_, x, w, stride, pads, dilation, groups, out, algorithm=None, keep=False, trial=None, cached=False):
     """The algorithm for one pass. ``algorithm`` (already checked) wins; otherwise, in autotune mode,
-    the fastest of the applicable ones measured once per shape by ``trial(alg)``; otherwise the heuristic."""
+    the fastest of the applicable ones measured once per shape by ``trial(alg)``; otherwise the heuristic.
+    ``cached``: the weight's transforms are kept between calls (see _weights)."""
     if algorithm is not None:
         return algorithm
     cands = applicable(x.shape, w, stride, pads, dilation, groups)
     if not _settings["autotune"] or trial is None or len(cands) == 1:
-        return heuristic(pass_, x.shape, w, stride, pads, dilation, groups, out, keep, cands)
-    key = (pass_, keep, x.shape, w.shape, str(x.dtype), tuple(stride), tuple(pads), tuple(dilation), groups)
+        return heuristic(pass_, x.shape, w, stride, pads, dilation, groups, out, keep, cands, cached)
+    key = (pass_, keep, x.shape, w.shape, str(x.dtype), tuple(stride), tuple(pads), tuple(dilation), groups, cached)
     with _lock:
         hit = _plans.get(key)
     if hit is not None:
@@ -169,7 +185,7 @@ def autotune(enabled: bool = True):
 
 
 def plans():
-    """The autotuned plans so far: {(pass, keep, x.shape, w.shape, dtype, stride, pads, dilation, groups):
+    """The autotuned plans so far: {(pass, keep, x.shape, w.shape, dtype, stride, pads, dilation, groups, cached):
     {"algorithm": name, "seconds": {name: time of its trial}}}."""
     with _lock:
         return {k: dict(v) for k, v in _plans.items()}

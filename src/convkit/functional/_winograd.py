@@ -35,6 +35,7 @@ from .._parallel import num_threads, run_blocks
 from .._scratch import scratch
 from ..shapes import full_correlation_padding
 from ._im2col import _parts
+from ._weights import derived
 
 # Interpolation points in the order they are used (infinity is added last): F(m, r) takes the
 # first m + r - 2. F(4x4, 3x3) and F(2x2, 5x5) both use 0, +-1, +-2 and infinity.
@@ -128,9 +129,10 @@ def _place(x, pads, size):
     return buf
 
 
-def forward(x, w, pads, out, bias=None, m=None):
+def forward(x, w, pads, out, bias=None, m=None, weights=None):
     """y (N, K, *out) = conv2d(x, w) for x (N, C, H, W), w (K, C, r, r), zero padding ``pads``
-    ((lo, hi), (lo, hi)), stride 1; a bias (K,) is added as the tiles are scattered into y."""
+    ((lo, hi), (lo, hi)), stride 1; a bias (K,) is added as the tiles are scattered into y.
+    ``weights`` (a WeightCache of w) keeps the transformed weight U."""
     n_, c = x.shape[:2]
     k, r = w.shape[0], w.shape[-1]
     m = m or TILE[r]
@@ -139,7 +141,7 @@ def forward(x, w, pads, out, bias=None, m=None):
     th, tw = -(-oh // m), -(-ow // m)
     size = ((th - 1) * m + a, (tw - 1) * m + a)
     at2, g2, bt2 = transforms(r, x.dtype, m)
-    u = (g2 @ w.reshape(k * c, r * r).T).reshape(a * a, k, c)    # U[p] (K, C)
+    u = derived(weights, ("winograd", m), lambda: (g2 @ w.reshape(k * c, r * r).T).reshape(a * a, k, c))  # U[p] (K, C)
     y = np.empty((n_, k, oh, ow), dtype=x.dtype)
     per_sample = x.itemsize * (c * math.prod(size) + th * tw * (2 * a * a * c + a * a * k + 2 * m * m * k))
     step = max(1, min(n_, get_workspace_limit() // max(per_sample, 1)))

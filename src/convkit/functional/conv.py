@@ -169,10 +169,21 @@ def conv(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, paddin
     return _finish(_conv_forward(x, weight, bias, spec), spec)
 
 
-def _conv_forward(x, weight, bias, spec, keep=False):
+def _conv_forward(x, weight, bias, spec, keep=False, weights=None):
     xp, pads = _padded_input(x, spec)
     return core.forward(xp, weight, spec.stride, pads, spec.dilation, spec.groups, spec.out, keep=keep, bias=bias,
-                        algorithm=spec.algorithm)
+                        algorithm=spec.algorithm, weights=weights)
+
+
+def conv_fixed_weight(weights, x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """:func:`conv` of a weight that does not change between calls (an inference engine's): ``weights``,
+    a ``_weights.WeightCache`` of ``weight``, keeps the weight's transforms (Winograd's U, ...) for the
+    next call, and the algorithm is chosen knowing that. (A weight cast to the input's dtype is another
+    array: its transforms are then not kept.)"""
+    spec, x, weight, bias = _conv_spec("conv", x, weight, bias, stride, padding, dilation, groups, "zeros",
+                                       "channels_first")
+    kept = weights if weights is not None and weights.weight is weight else None
+    return _finish(_conv_forward(x, weight, bias, spec, weights=kept), spec)
 
 
 def conv_vjp(grad_out, x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros",
@@ -380,15 +391,18 @@ conv_transpose3d = _conv_transpose_n(3)
 def conv_algorithms(x_shape, weight_shape, stride=1, padding=0, dilation=1, groups=1):
     """Which algorithms can compute this convolution and which one each pass would use.
 
-    Returns ``{"applicable": [...], "forward": name, "forward_autograd": name, "backward": name}``
-    ("forward_autograd" is the forward of a Tensor that will need the weight gradient: it keeps
-    im2col columns for the backward). In autotune mode (:func:`set_autotune`) the choice is
-    measured instead, on the first call of each shape.
+    Returns ``{"applicable": [...], "forward": name, "forward_autograd": name, "forward_fixed_weight":
+    name, "backward": name}`` ("forward_autograd" is the forward of a Tensor that will need the weight
+    gradient: it keeps im2col columns for the backward; "forward_fixed_weight" that of a weight that
+    never changes, an ONNX session's, whose transforms are made once and kept). In autotune mode
+    (:func:`set_autotune`) the choice is measured instead, on the first call of each shape.
 
     >>> conv_algorithms((8, 64, 56, 56), (64, 64, 3, 3), padding=1)["applicable"]
     ['implicit', 'winograd', 'im2col']
     >>> conv_algorithms((8, 512, 7, 7), (512, 512, 3, 3), padding=1)["forward"]
     'im2col'
+    >>> conv_algorithms((8, 512, 7, 7), (512, 512, 3, 3), padding=1)["forward_fixed_weight"]
+    'winograd'
     >>> conv_algorithms((8, 144, 56, 56), (144, 1, 3, 3), padding=1, groups=144)["applicable"]
     ['direct', 'im2col']
     """
@@ -402,6 +416,7 @@ def conv_algorithms(x_shape, weight_shape, stride=1, padding=0, dilation=1, grou
     return {"applicable": _plan.applicable(*args[:-1]),
             "forward": _plan.heuristic("forward", *args),
             "forward_autograd": _plan.heuristic("forward", *args, keep=True),
+            "forward_fixed_weight": _plan.heuristic("forward", *args, cached=True),
             "backward": _plan.heuristic("backward", *args)}
 
 

@@ -9,18 +9,26 @@ from __future__ import annotations
 import numpy as np
 
 from .. import functional as F
+from ..functional.conv import conv_fixed_weight
 from ._util import _s, check_output_size, onnx_pads, padding_from
 
 
-def Conv(X, W, B=None, *, auto_pad="NOTSET", dilations=None, group=1, kernel_shape=None, pads=None, strides=None):
+def Conv(X, W, B=None, *, auto_pad="NOTSET", dilations=None, group=1, kernel_shape=None, pads=None, strides=None,
+         _weights=None):
     """N-d convolution (cross-correlation) through ``F.conv``.
 
     Shape: X (N, C, *D), W (K, C / group, *k) -> (N, K, *O),
     O = floor((D + lo + hi - dilation * (k - 1) - 1) / stride) + 1.
+
+    ``_weights`` (set by the session for a weight that is an initializer): a callable that gives a
+    WeightCache for W, or None, keeping W's transforms between runs.
     """
     n = W.ndim - 2
-    return F.conv(X, W, B, stride=tuple(strides or (1,) * n), padding=padding_from(auto_pad, pads, n),
-                  dilation=tuple(dilations or (1,) * n), groups=group).astype(X.dtype, copy=False)
+    kw = dict(stride=tuple(strides or (1,) * n), padding=padding_from(auto_pad, pads, n),
+              dilation=tuple(dilations or (1,) * n), groups=group)
+    cache = _weights(W) if _weights is not None else None
+    y = F.conv(X, W, B, **kw) if cache is None else conv_fixed_weight(cache, X, W, B, **kw)
+    return y.astype(X.dtype, copy=False)
 
 
 def ConvTranspose(X, W, B=None, *, auto_pad="NOTSET", dilations=None, group=1, kernel_shape=None,
