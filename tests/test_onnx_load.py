@@ -332,8 +332,8 @@ def test_in_place_add_keeps_a_broadcast_input_and_the_second_run_agrees():
     np.testing.assert_allclose(s.run(None, {"x": x})[0], want, rtol=1e-5, atol=1e-6)
 
 
-def _two_conv_model(c=128, hw=16):
-    """conv(w) -> relu -> conv(w, bias): one weight initializer read by two Conv nodes, 128 channels at 16x16 so
+def _two_conv_model(c=512, hw=16):
+    """conv(w) -> relu -> conv(w, bias): one weight initializer read by two Conv nodes, 512 channels at 16x16 so
     that the session's kept transforms choose Winograd (see F.conv_algorithms' "forward_fixed_weight")."""
     rng = np.random.default_rng(5)
     w = numpy_helper.from_array((rng.standard_normal((c, c, 3, 3)) / np.sqrt(9 * c)).astype(np.float32), "w")
@@ -347,11 +347,11 @@ def _two_conv_model(c=128, hw=16):
 def test_conv_weights_are_read_only_and_their_transforms_are_made_once():
     """A session keeps each Conv weight initializer's transforms (Winograd's U here) between runs: the weight is
     read-only, load_state_dict still replaces it and the next run uses the new one."""
-    assert convkit.functional.conv_algorithms((1, 128, 16, 16), (128, 128, 3, 3), padding=1)[
+    assert convkit.functional.conv_algorithms((1, 512, 16, 16), (512, 512, 3, 3), padding=1)[
         "forward_fixed_weight"] == "winograd"
     m = _two_conv_model()
     s = conv_onnx.load(m)
-    x = np.random.default_rng(6).standard_normal((1, 128, 16, 16)).astype(np.float32)
+    x = np.random.default_rng(6).standard_normal((1, 512, 16, 16)).astype(np.float32)
     w, b = (numpy_helper.to_array(t) for t in m.graph.initializer)
 
     def want(w):

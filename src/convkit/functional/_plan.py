@@ -53,13 +53,15 @@ def applicable(x_shape, w, stride, pads, dilation, groups):
 # Batch-1 forwards on an AVX-512 Xeon, ms, im2col vs F(4x4, 3x3): 64->64 at 56x56 (196 tiles) 1.92 vs 1.65;
 # 128->128 at 28x28 (49 tiles) 1.52 vs 1.45; 256->256 at 14x14 (16 tiles) 1.38 vs 1.88.
 _WINOGRAD_MIN_TILES = 48
-# With the weight's transform U kept between calls (an ONNX session), ms, the default before vs F(4x4, 3x3):
-# batch 1: 128->128 at 28x28 1.31 (implicit) vs 1.17, 256->256 at 14x14 1.29 (im2col) vs 1.16, 512->512 at 7x7
-# (4 tiles) 1.56 (im2col) vs 2.04; batch 8: 128->128 at 28x28 9.20 (implicit) vs 7.93, 256->256 at 14x14 7.61 vs
-# 6.96, 512->512 at 7x7 (32 tiles, 1.31 of them output) 8.18 vs 6.00; 64->64 at 56x56 10.58 (implicit) vs 13.68.
+# With the weight's transform U kept between calls (an ONNX session), ms, the default vs F(4x4, 3x3), each
+# layer alone: batch 1: 128->128 at 28x28 1.31 (implicit) vs 1.17, 256->256 at 14x14 1.29 (im2col) vs 1.16,
+# 512->512 at 7x7 (4 tiles) 1.56 (im2col) vs 2.04; batch 8: 128->128 at 28x28 9.20 (implicit) vs 7.93, 256->256
+# at 14x14 7.61 vs 6.96, 512->512 at 7x7 (32 tiles, 1.31 of them output) 8.18 vs 6.00. Inside ResNet-18 (batch
+# 8, the same nodes' medians) only the 512-channel layers kept their gain (8.7 -> 7.8 ms); the 128-channel ones
+# lost (9.0 -> 9.3-10.4 ms) and the 256-channel ones were even, so Winograd goes first from 512 channels.
 _WINOGRAD_MIN_TILES_CACHED = 16
 _WINOGRAD_MAX_WASTE_CACHED = 1.35
-_WINOGRAD_FIRST_CHANNELS = 128
+_WINOGRAD_FIRST_CHANNELS = 512
 
 
 def _winograd_pays(x_shape, w, out, cached=False):

@@ -284,7 +284,8 @@ class InferenceSession(Module):
 
     def _keep_weight_transforms(self):
         """Conv weights that are initializers become read-only, and their transforms (Winograd's U, ...)
-        are made once and kept: ResNet-18's 512->512 3x3 layers at batch 8, 8.2 -> 6.0 ms each."""
+        are made once and kept: ResNet-18's 512->512 3x3 layers at batch 8 then take Winograd, 8.7 -> 7.8 ms
+        each inside the network. The kept transforms take memory: U is 4x its weight."""
         kept = {}
         for k, (i, name, op, ins, outs, fn, attrs) in enumerate(self._nodes):
             w = ins[1] if op == "Conv" and len(ins) > 1 else None
