@@ -378,8 +378,8 @@ def test_conv_weights_are_read_only_and_their_transforms_are_made_once():
 
 
 def test_a_conv_weight_fed_by_the_caller_is_not_kept():
-    """An initializer also listed as a graph input may be fed: a fed (writable) weight's transforms are never
-    kept, so feeding another one, or changing it in place between runs, gives the new answer."""
+    """An initializer also listed as a graph input may be fed: a fed weight's transforms are never kept (only
+    the session's own read-only arrays' are), so changing it in place between runs gives the new answer."""
     m = _two_conv_model(c=4, hw=6)
     m.graph.input.append(_vi("w", [4, 4, 3, 3]))
     s = conv_onnx.load(m)
@@ -387,10 +387,12 @@ def test_a_conv_weight_fed_by_the_caller_is_not_kept():
     x = rng.standard_normal((1, 4, 6, 6)).astype(np.float32)
     w = rng.standard_normal((4, 4, 3, 3)).astype(np.float32)
     b = numpy_helper.to_array(m.graph.initializer[1])
-    for _ in range(2):
+    fed = w.view()
+    fed.flags.writeable = False      # read-only, but a view of an array the caller goes on changing
+    for feed in (w, w, fed, fed):
         h = np.maximum(convkit.functional.conv2d(x, w, padding=1), 0)
-        np.testing.assert_allclose(s.run(None, {"x": x, "w": w})[0], convkit.functional.conv2d(h, w, b, padding=1),
-                                   rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(s.run(None, {"x": x, "w": feed})[0],
+                                   convkit.functional.conv2d(h, w, b, padding=1), rtol=1e-5, atol=1e-5)
         w *= -2
     assert s._kept["w"].cache is None
 

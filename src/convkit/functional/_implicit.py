@@ -78,8 +78,9 @@ def forward(x, w, pads, dilation, out, bias=None, weights=None):
     n_, c = x.shape[:2]
     k = w.shape[0]
     s, flat, span, offsets = _geometry(x.shape, w.shape[2:], pads, dilation, out)
+    # one (K, C) matrix per tap: (taps, K, C)
     wt = derived(weights, "implicit", lambda: np.ascontiguousarray(np.moveaxis(w.reshape(k, c, -1), -1, 0)))
-    y = np.empty((n_, k) + tuple(out), x.dtype)                                   # wt: (taps, K, C)
+    y = np.empty((n_, k) + tuple(out), x.dtype)
     for n0, n1 in _groups(n_, s, c + k, x.itemsize):
         xp = _padded(x, n0, n1, pads)
         width = (n1 - n0 - 1) * s + span

@@ -134,15 +134,16 @@ def _add_into(fn, into, A, B):
 
 
 class _KeptTransforms:
-    """The WeightCache of one Conv weight initializer, for ops_conv.Conv's ``_weights``: made anew when the
-    array changes (another array, or :meth:`clear` after load_state_dict), and none for a writable array,
-    whose contents could change unseen (the session keeps its initializers read-only)."""
+    """The WeightCache of one Conv weight initializer, for ops_conv.Conv's ``_weights``. It serves only the
+    session's own array of that initializer (``own()``, kept read-only), never a weight fed by a caller,
+    and is made anew when that array changes (another array, or :meth:`clear` after load_state_dict)."""
 
-    def __init__(self):
+    def __init__(self, own):
+        self.own = own
         self.cache = None
 
     def __call__(self, w):
-        if not isinstance(w, np.ndarray) or w.flags.writeable:
+        if w is not self.own() or w.flags.writeable:
             return None
         if self.cache is None or self.cache.weight is not w:
             self.cache = WeightCache(w)
@@ -292,9 +293,13 @@ class InferenceSession(Module):
             if not w or w not in self._buffers or k in self._static:
                 continue
             self._buffers[w].data.flags.writeable = False
-            holder = kept.setdefault(w, _KeptTransforms())
+            holder = kept.setdefault(w, _KeptTransforms(functools.partial(self._buffer_array, w)))
             self._nodes[k] = (i, name, op, ins, outs, functools.partial(fn, _weights=holder), attrs)
         object.__setattr__(self, "_kept", kept)
+
+    def _buffer_array(self, name):
+        b = self._buffers.get(name)
+        return None if b is None else b.data
 
     def load_state_dict(self, state_dict, strict=True):
         """Module.load_state_dict, into the read-only Conv weights too; their kept transforms are dropped."""
