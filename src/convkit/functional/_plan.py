@@ -75,10 +75,9 @@ def _winograd_pays(x_shape, w, out, cached=False):
     m = _winograd.TILE[3]
     tiles = [-(-o // m) for o in out]
     waste = (tiles[0] * tiles[1] * m * m) / max(1, out[0] * out[1])
-    count = x_shape[0] * tiles[0] * tiles[1]
-    if cached:
-        return x_shape[1] >= 16 and count >= _WINOGRAD_MIN_TILES_CACHED and waste <= _WINOGRAD_MAX_WASTE_CACHED
-    return x_shape[1] >= 16 and count >= _WINOGRAD_MIN_TILES and waste <= 1.2
+    min_tiles, max_waste = ((_WINOGRAD_MIN_TILES_CACHED, _WINOGRAD_MAX_WASTE_CACHED) if cached else
+                            (_WINOGRAD_MIN_TILES, 1.2))
+    return x_shape[1] >= 16 and x_shape[0] * tiles[0] * tiles[1] >= min_tiles and waste <= max_waste
 
 
 # Forwards on an AVX-512 Xeon, ms, the default before implicit GEMM vs implicit GEMM: 3x3 64->64 at 56x56,
