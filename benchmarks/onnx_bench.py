@@ -1,6 +1,6 @@
 """ResNet-18 as an ONNX graph: convkit.onnx vs onnxruntime, batch 1 and 8, interleaved.
 
-    python benchmarks/onnx_bench.py [--repeats 7] [--threads 2] [--batches 1,8] [--bn] [--profile]
+    python benchmarks/onnx_bench.py [--repeats 7] [--threads 2] [--batches 1,8] [--bn] [--profile] [--floor]
 
 The graph is built with onnx.helper and random weights (He init, so activations stay
 sized like a trained net's): torchvision's resnet18 layout at 224x224, convolutions
@@ -9,6 +9,13 @@ separate BatchNormalization nodes instead). Each repeat runs convkit then onnxru
 (intra_op_num_threads = --threads) on the same input, so both see the same machine
 load; the table reports medians and the ratio convkit / onnxruntime (< 1 is faster).
 ``--profile`` adds convkit's time per op type and its slowest nodes.
+
+``--floor`` also times, in the same interleaved repeats, how far matrix products alone can go:
+every Conv node's products with their operands already in place and nothing else (no columns
+built, no transforms, no other node): the im2col product (the faster of its two orientations),
+and, for 3x3 stride-1 layers, Winograd F(4x4, 3x3)'s multiply phase (36 products of
+(K, C) @ (C, tiles)) where that is faster. Any convkit network that computes its convolutions
+by these products takes at least this long.
 """
 from __future__ import annotations
 
@@ -116,6 +123,60 @@ def profile(sess, x):
         print(f"    node {i:3d} {name:24s} {op:10s} in {shape}: {dt * 1e3:.1f} ms")
 
 
+def conv_shapes(sess, x):
+    """(input shape, weight shape, strides) of every Conv node, from one run of ``sess``."""
+    found, saved = [], sess._nodes
+    wrapped = []
+    for (i, name, op, ins, outs, fn, attrs) in saved:
+        if op == "Conv":
+            def record(*a, _fn=fn, _attrs=attrs, **k):
+                found.append((a[0].shape, a[1].shape, tuple(_attrs.get("strides") or (1, 1))))
+                return _fn(*a, **k)
+            fn = record
+        wrapped.append((i, name, op, ins, outs, fn, attrs))
+    sess._nodes = wrapped
+    try:
+        sess.run(None, {"input": x})
+    finally:
+        sess._nodes = saved
+    return found
+
+
+def _median_time(fn, repeats=5):
+    fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def products_floor(shapes, rng):
+    """One callable that runs every layer's products in turn, each in its faster form (chosen by a
+    median of 5 beforehand), and a line per layer saying which form and its time."""
+    steps, lines = [], []
+    for (n, c, h, w_), (k, _, kh, kw), (sh, sw) in shapes:
+        oh, ow = (h + 2 * (kh // 2) - kh) // sh + 1, (w_ + 2 * (kw // 2) - kw) // sw + 1
+        m, ck = n * oh * ow, c * kh * kw
+        cols, wm = rng.standard_normal((m, ck), dtype=np.float32), rng.standard_normal((ck, k), dtype=np.float32)
+        out, out_t = np.empty((m, k), np.float32), np.empty((k, m), np.float32)
+        cols_t, wm_t = np.ascontiguousarray(cols.T), np.ascontiguousarray(wm.T)
+        forms = {"cols @ W": lambda cols=cols, wm=wm, out=out: np.matmul(cols, wm, out=out),
+                 "W @ cols": lambda wm_t=wm_t, cols_t=cols_t, out_t=out_t: np.matmul(wm_t, cols_t, out=out_t)}
+        if kh == kw == 3 and sh == sw == 1:
+            tiles = n * -(-oh // 4) * -(-ow // 4)
+            u = rng.standard_normal((36, k, c), dtype=np.float32)
+            v = rng.standard_normal((36, c, tiles), dtype=np.float32)
+            prod = np.empty((36, k, tiles), np.float32)
+            forms["Winograd multiply"] = lambda u=u, v=v, prod=prod: np.matmul(u, v, out=prod)
+        times = {name: _median_time(f) for name, f in forms.items()}
+        best = min(times, key=times.get)
+        steps.append(forms[best])
+        lines.append(f"    {c:3d}->{k:3d} {kh}x{kw}/{sh} at {h}x{w_}: {best} {times[best] * 1e3:.2f} ms")
+    return (lambda: [f() for f in steps]), lines
+
+
 # Pause before each timed run: OpenBLAS's idle threads spin for up to ~0.1 s after convkit's last
 # matrix product (and a peer's threads after its own), and would steal the next run's cores.
 SETTLE = 0.25
@@ -128,6 +189,7 @@ def main(argv=None):
     ap.add_argument("--batches", default="1,8")
     ap.add_argument("--bn", action="store_true", help="separate BatchNormalization nodes (not folded)")
     ap.add_argument("--profile", action="store_true", help="convkit's time per op type and slowest nodes")
+    ap.add_argument("--floor", action="store_true", help="also time the convolutions' matrix products alone")
     args = ap.parse_args(argv)
     convkit.set_num_threads(args.threads)
     model = resnet18(bn=args.bn)
@@ -151,6 +213,9 @@ def main(argv=None):
         if theirs is not None:
             b = theirs.run(None, {"input": x})[0]
             diff = float(np.abs(a - b).max() / np.abs(b).max())
+        floor, floor_lines, t_floor = None, [], []
+        if args.floor:
+            floor, floor_lines = products_floor(conv_shapes(ours, x), np.random.default_rng(0))
         t_ours, t_theirs = [], []
         for _ in range(args.repeats):
             time.sleep(SETTLE)
@@ -162,12 +227,24 @@ def main(argv=None):
                 t0 = time.perf_counter()
                 theirs.run(None, {"input": x})
                 t_theirs.append(time.perf_counter() - t0)
+            if floor is not None:
+                time.sleep(SETTLE)
+                t0 = time.perf_counter()
+                floor()
+                t_floor.append(time.perf_counter() - t0)
         m = statistics.median(t_ours)
         if theirs is not None:
             mt = statistics.median(t_theirs)
             print(f"{n:5d} {m * 1e3:11.1f} {mt * 1e3:15.1f} {m / mt:6.2f} {diff:13.1e}")
         else:
             print(f"{n:5d} {m * 1e3:11.1f} {'-':>15s} {'-':>6s} {'-':>13s}")
+        if floor is not None:
+            mf = statistics.median(t_floor)
+            line = f"      products alone (the floor): {mf * 1e3:.1f} ms"
+            if theirs is not None:
+                line += f" = {mf / mt:.2f} x onnxruntime"
+            print(line)
+            print("\n".join(floor_lines))
         if args.profile:
             profile(ours, x)
 
