@@ -97,25 +97,33 @@ def resnet18(bn=False, seed=0, opset=17):
     return model
 
 
-def profile(sess, x):
-    """convkit's time per op type and its slowest nodes, for one run."""
-    per_op, per_node = collections.Counter(), []
+def run_wrapped(sess, x, wrap):
+    """One run of ``sess`` on ``x`` with each node's function replaced by ``wrap(fn, i, name, op, attrs)``;
+    the session's own nodes are put back afterwards."""
     saved = sess._nodes
-    wrapped = []
-    for (i, name, op, ins, outs, fn, attrs) in saved:
-        def timed(*a, _fn=fn, _op=op, _i=i, _name=name, **k):
-            t0 = time.perf_counter()
-            r = _fn(*a, **k)
-            dt = time.perf_counter() - t0
-            per_op[_op] += dt
-            per_node.append((dt, _i, _name, _op, tuple(a[0].shape)))
-            return r
-        wrapped.append((i, name, op, ins, outs, timed, attrs))
-    sess._nodes = wrapped
+    sess._nodes = [(i, name, op, ins, outs, wrap(fn, i, name, op, attrs), attrs)
+                   for (i, name, op, ins, outs, fn, attrs) in saved]
     try:
         sess.run(None, {"input": x})
     finally:
         sess._nodes = saved
+
+
+def profile(sess, x):
+    """convkit's time per op type and its slowest nodes, for one run."""
+    per_op, per_node = collections.Counter(), []
+
+    def wrap(fn, i, name, op, attrs):
+        def timed(*a, **k):
+            t0 = time.perf_counter()
+            r = fn(*a, **k)
+            dt = time.perf_counter() - t0
+            per_op[op] += dt
+            per_node.append((dt, i, name, op, tuple(a[0].shape)))
+            return r
+        return timed
+
+    run_wrapped(sess, x, wrap)
     total = sum(per_op.values())
     print(f"  convkit per op type (total {total * 1e3:.1f} ms):", ", ".join(
         f"{op} {t * 1e3:.1f} ms ({100 * t / total:.0f}%)" for op, t in per_op.most_common()))
@@ -125,20 +133,18 @@ def profile(sess, x):
 
 def conv_shapes(sess, x):
     """(input shape, weight shape, strides) of every Conv node, from one run of ``sess``."""
-    found, saved = [], sess._nodes
-    wrapped = []
-    for (i, name, op, ins, outs, fn, attrs) in saved:
-        if op == "Conv":
-            def record(*a, _fn=fn, _attrs=attrs, **k):
-                found.append((a[0].shape, a[1].shape, tuple(_attrs.get("strides") or (1, 1))))
-                return _fn(*a, **k)
-            fn = record
-        wrapped.append((i, name, op, ins, outs, fn, attrs))
-    sess._nodes = wrapped
-    try:
-        sess.run(None, {"input": x})
-    finally:
-        sess._nodes = saved
+    found = []
+
+    def wrap(fn, i, name, op, attrs):
+        if op != "Conv":
+            return fn
+
+        def record(*a, **k):
+            found.append((a[0].shape, a[1].shape, tuple(attrs.get("strides") or (1, 1))))
+            return fn(*a, **k)
+        return record
+
+    run_wrapped(sess, x, wrap)
     return found
 
 
