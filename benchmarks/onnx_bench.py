@@ -14,8 +14,8 @@ load; the table reports medians and the ratio convkit / onnxruntime (< 1 is fast
 every Conv node's products with their operands already in place and nothing else (no columns
 built, no transforms, no other node): the im2col product (the faster of its two orientations),
 and, for 3x3 stride-1 layers, Winograd F(4x4, 3x3)'s multiply phase (36 products of
-(K, C) @ (C, tiles)) where that is faster. Any convkit network that computes its convolutions
-by these products takes at least this long.
+(K, C) @ (C, tiles)) where that is faster. A network whose convolutions are computed by these
+products cannot take less time than this.
 """
 from __future__ import annotations
 
@@ -160,7 +160,8 @@ def _median_time(fn, repeats=5):
 
 def products_floor(shapes, rng):
     """One callable that runs every layer's products in turn, each in its faster form (chosen by a
-    median of 5 beforehand), and a line per layer saying which form and its time."""
+    median of 5 beforehand), and a line per layer saying which form and its time. Each layer is padded
+    by kernel // 2 on every side, as every Conv node of resnet18() is."""
     steps, lines = [], []
     for (n, c, h, w_), (k, _, kh, kw), (sh, sw) in shapes:
         oh, ow = (h + 2 * (kh // 2) - kh) // sh + 1, (w_ + 2 * (kw // 2) - kw) // sw + 1
