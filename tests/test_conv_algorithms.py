@@ -99,6 +99,16 @@ def test_winograd_under_a_tiny_workspace_takes_one_sample_at_a_time(rng):
         _check(rng, (3, 2, 9, 7), (4, 2, 3, 3), 1, dict(padding=1), "winograd")
 
 
+def test_winograd_gathers_tiles_in_blocks_of_samples_over_a_dirty_scratch(rng, monkeypatch):
+    # blocks of one sample each (a batch larger than the threads), after a larger call of another shape has
+    # left its values in the scratch buffers: the padding must be zeroed, not inherited
+    from convkit.functional import _winograd
+    F.conv(rng.standard_normal((4, 3, 20, 20)) + 5.0, rng.standard_normal((2, 3, 3, 3)), algorithm="winograd")
+    monkeypatch.setattr(_winograd, "_GATHER_BLOCK_BYTES", 1)
+    _check(rng, (5, 2, 9, 7), (4, 2, 3, 3), 1, dict(padding=((2, 1), (1, 2))), "winograd")
+    _check(rng, (5, 2, 9, 7), (3, 2, 5, 5), 1, dict(padding=2), "winograd")
+
+
 @given(conv_configs(), st.integers(0, 2**31))
 def test_algorithms_hypothesis(cfg, seed):
     rng = np.random.default_rng(seed)

@@ -32,7 +32,7 @@ from numpy.lib.stride_tricks import as_strided
 
 from .._config import get_workspace_limit
 from .._parallel import num_threads, run_blocks
-from .._scratch import scratch
+from .._scratch import scratch, zero_border
 from ..shapes import full_correlation_padding
 from ._im2col import _parts
 from ._weights import derived
@@ -114,19 +114,44 @@ def transforms(r, dtype=np.float64, m=None):
 
 
 def _place(x, pads, size):
-    """x (n, c, H, W) in a zeroed scratch array (n, c, *size) at offset ``lo`` of each (lo, hi) pad; a
-    negative lo or a size smaller than the padded input crops."""
-    buf = scratch("winograd_input", x.shape[:2] + tuple(size), x.dtype, zero=True)
+    """x (n, c, H, W) in a scratch array (n, c, *size) at offset ``lo`` of each (lo, hi) pad, zeros around it;
+    a negative lo or a size smaller than the padded input crops."""
+    buf = scratch("winograd_input", x.shape[:2] + tuple(size), x.dtype)
     src, dst = [slice(None)] * 2, [slice(None)] * 2
     for length, (lo, _), s in zip(x.shape[2:], pads, size):
         a0, b0 = max(0, -lo), max(0, lo)
         n = min(length - a0, s - b0)
         if n <= 0:
+            buf.fill(0)
             return buf
         src.append(slice(a0, a0 + n))
         dst.append(slice(b0, b0 + n))
+    zero_border(buf, dst)   # only the padding: x is copied over the rest
     buf[tuple(dst)] = x[tuple(src)]
     return buf
+
+
+# A block of the tile gather reads about this much of the padded input: every (i, j) point of the tiles
+# sweeps the block once, so it should stay in a core's L2 cache. Gathering 64->64 at 56x56, batch 8 (ms):
+# all samples at once 3.5-4.0, blocks of 1 sample 1.6, of 2 (1.7 MiB) 1.4; 32 channels at 28x28, batch 64:
+# blocks of 1 sample 3.0, of 16 (1.8 MiB) 1.7.
+_GATHER_BLOCK_BYTES = 2 << 20
+
+
+def _gather(tiles, out):
+    """out = tiles (a, a, c, n, th, tw), a strided view of the padded input, copied in blocks of samples
+    small enough to stay in cache, over convkit's threads; a batch smaller than the threads splits by
+    tile point instead."""
+    a, _, c, n = tiles.shape[:4]
+    per_sample = c * tiles.shape[4] * tiles.strides[4]     # bytes of padded input per sample
+    if n < num_threads():
+        return _copy(tiles, 0, out=out)
+    pieces = max(num_threads(), -(-n * per_sample // _GATHER_BLOCK_BYTES))
+
+    def part(sl):
+        out[:, :, :, sl] = tiles[:, :, :, sl]
+    run_blocks(part, _parts(n, pieces))
+    return out
 
 
 def forward(x, w, pads, out, bias=None, m=None, weights=None):
@@ -153,7 +178,7 @@ def forward(x, w, pads, out, bias=None, m=None, weights=None):
         tiles = as_strided(xp, (a, a, c, nb, th, tw), (s[2], s[3], s[1], s[0], m * s[2], m * s[3]),
                            writeable=False)
         # temporaries on scratch buffers: the same pages every call, no fresh ones to fault in
-        d = _copy(tiles, 0, out=scratch("winograd_d", tiles.shape, x.dtype)).reshape(a * a, c * t)  # vec(d)
+        d = _gather(tiles, scratch("winograd_d", tiles.shape, x.dtype)).reshape(a * a, c * t)  # vec(d)
         v = np.matmul(bt2, d, out=scratch("winograd_v", (a * a, c * t), x.dtype)).reshape(a * a, c, t)  # V[p] (C, T)
         prod = np.matmul(u, v, out=scratch("winograd_m", (a * a, k, t), x.dtype))  # M[p] (K, T)
         yt = np.matmul(at2, prod.reshape(a * a, k * t), out=scratch("winograd_y", (m * m, k * t), x.dtype))
