@@ -85,7 +85,8 @@ def _plane_weights(w, batch, mult, j):
 
 
 def _batches(x, flat_len, mult):
-    """Batch slices whose flat copies and junk grids (about 4 plane-sets) fit in the workspace."""
+    """Batch slices whose full-size arrays (the output, or the input gradient's flat planes, with margin) fit in
+    the workspace."""
     per_sample = 4 * x.shape[1] * flat_len * max(mult, 1) * x.itemsize
     nb = max(1, get_workspace_limit() // max(per_sample, 1))
     return [slice(i, min(x.shape[0], i + nb)) for i in range(0, x.shape[0], nb)] or [slice(0, 0)]  # empty batch
