@@ -60,3 +60,12 @@ def test_convolutions_give_the_same_numbers_with_warm_buffers(rng, monkeypatch):
             np.testing.assert_array_equal(a, b)
         np.testing.assert_allclose(first, convkit.reference.conv(x, w, padding=1), rtol=1e-10, atol=1e-10)
     assert calls  # the sample-major folded path ran
+
+
+def test_place_copies_the_inside_and_zeroes_a_dirty_border():
+    a = np.full((2, 4, 5), 7.0)
+    src = np.arange(2 * 2 * 3, dtype=float).reshape(2, 2, 3)
+    out = _scratch.place(a, (slice(None), slice(1, 3), slice(2, 5)), src)
+    expected = np.zeros((2, 4, 5))
+    expected[:, 1:3, 2:5] = src
+    assert out is a and np.array_equal(a, expected)

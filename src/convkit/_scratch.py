@@ -53,6 +53,13 @@ def held_bytes():
     return sum(b.nbytes for b in _local.__dict__.get("buffers", {}).values())
 
 
+def place(a, inner, src):
+    """a with src copied into a[inner] and zeros in the rest (the padding), each element written once."""
+    zero_border(a, inner)
+    a[inner] = src
+    return a
+
+
 def zero_border(a, inner):
     """Zero what the slices ``inner`` (one per leading axis) leave of ``a``: the padding around them."""
     for axis, sl in enumerate(inner):

@@ -27,7 +27,7 @@ import numpy as np
 
 from .._config import get_workspace_limit
 from .._parallel import num_threads, run_blocks
-from .._scratch import scratch, zero_border
+from .._scratch import place, scratch
 from ..shapes import full_correlation_padding, padded_shape
 from . import _depthwise, _implicit, _plan, _winograd
 from ._im2col import _parts, col2im_add, col2im_cl_add, im2col, im2col_cl, im2col_fold, plan_chunks, row_span
@@ -77,9 +77,7 @@ def _chunk_input_cl(x, n0, n1, pads, r0, r1, kernel, stride, dilation):
         return xp
     inner = tuple(slice(lo, lo + s) for (lo, _), s in zip(pads[1:], x.shape[3:]))
     at = (slice(None), slice(i0 + lo0 - a, i1 + lo0 - a)) + inner
-    zero_border(xp, at)   # only the padding: the input is copied over the rest
-    xp[at] = np.moveaxis(x[n0:n1, :, i0:i1], 1, -1)
-    return xp
+    return place(xp, at, np.moveaxis(x[n0:n1, :, i0:i1], 1, -1))
 
 
 def _columns(x, n0, n1, pads, r0, r1, kernel, stride, dilation, oc, cl, temporary=False):
@@ -172,8 +170,7 @@ def _fold_columns(x, pads, kernel, stride, dilation, out, sample_major, temporar
         shape, at, src = (n,) + sp + (c,), (slice(None),) + inner, np.moveaxis(x, 1, -1)
     else:
         shape, at, src = (sp[0], n) + sp[1:] + (c,), (inner[0], slice(None)) + inner[1:], np.moveaxis(x, (2, 1), (0, -1))
-    xq = zero_border(scratch("fold_input", shape, x.dtype), at)
-    xq[at] = src
+    xq = place(scratch("fold_input", shape, x.dtype), at, src)
     if channels_first:
         return (xq if temporary else xq.copy()).transpose(0, 2, 1)
     rows = sp[0] * n * math.prod(out[1:])

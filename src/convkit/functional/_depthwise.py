@@ -18,7 +18,7 @@ import numpy as np
 from .._config import get_workspace_limit
 from ..shapes import full_correlation_padding, padded_shape
 from .._parallel import run_blocks
-from .._scratch import scratch, zero_border
+from .._scratch import place, scratch
 
 
 # Planes per block: about 512 KiB of float32 per operand, the three of a block (its padded planes, the sum
@@ -52,19 +52,15 @@ def _flat_block(planes, pads, padded, flat_len, slot):
     buf[:, size:] = 0
     view = buf[:, :size].reshape((planes.shape[0],) + tuple(padded))
     inner = (slice(None),) + tuple(slice(lo, lo + s) for s, (lo, _) in zip(planes.shape[1:], pads))
-    zero_border(view, inner)   # only the padding: the planes are copied over the rest
-    view[inner] = planes
+    place(view, inner, planes)
     return buf
 
 
 def _junk_block(planes, padded, out, slot):
     """grad_out planes (p, *out) on the junk grid (p, L), zeros in the junk columns, in a scratch array."""
     shape = (planes.shape[0], out[0]) + tuple(padded[1:])
-    buf = scratch(slot, shape, planes.dtype)
     inner = (slice(None),) + tuple(slice(0, o) for o in out)
-    zero_border(buf, inner)
-    buf[inner] = planes
-    return buf.reshape(planes.shape[0], -1)
+    return place(scratch(slot, shape, planes.dtype), inner, planes).reshape(planes.shape[0], -1)
 
 
 def _crop(junk, shape_lead, padded, out):

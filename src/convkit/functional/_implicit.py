@@ -29,7 +29,7 @@ from numpy.lib.stride_tricks import as_strided
 
 from .._blas import gemm
 from .._config import get_workspace_limit
-from .._scratch import scratch, zero_border
+from .._scratch import place, scratch
 from ..shapes import padded_shape
 from ._weights import derived
 
@@ -60,9 +60,8 @@ def _padded(x, n0, n1, pads):
     """Samples [n0, n1) of x zero-padded and flattened side by side: a scratch (C, (n1-n0) * S)."""
     c = x.shape[1]
     at = (slice(None), slice(None)) + tuple(slice(lo, lo + d) for (lo, _), d in zip(pads, x.shape[2:]))
-    xp = zero_border(scratch("implicit_input", (c, n1 - n0) + padded_shape(x.shape[2:], pads), x.dtype), at)
-    xp[at] = x[n0:n1].swapaxes(0, 1)
-    return xp.reshape(c, -1)
+    xp = scratch("implicit_input", (c, n1 - n0) + padded_shape(x.shape[2:], pads), x.dtype)
+    return place(xp, at, x[n0:n1].swapaxes(0, 1)).reshape(c, -1)
 
 
 def _outputs(wide, nb, s, flat, out, writeable=False):

@@ -32,7 +32,7 @@ from numpy.lib.stride_tricks import as_strided
 
 from .._config import get_workspace_limit
 from .._parallel import num_threads, run_blocks
-from .._scratch import scratch, zero_border
+from .._scratch import place, scratch
 from ..shapes import full_correlation_padding
 from ._im2col import _parts
 from ._weights import derived
@@ -126,9 +126,7 @@ def _place(x, pads, size):
             return buf
         src.append(slice(a0, a0 + n))
         dst.append(slice(b0, b0 + n))
-    zero_border(buf, dst)   # only the padding: x is copied over the rest
-    buf[tuple(dst)] = x[tuple(src)]
-    return buf
+    return place(buf, tuple(dst), x[tuple(src)])
 
 
 # A block of the tile gather reads about this much of the padded input: every (i, j) point of the tiles
@@ -142,10 +140,10 @@ def _gather(tiles, out):
     """out = tiles (a, a, c, n, th, tw), a strided view of the padded input, copied in blocks of samples
     small enough to stay in cache, over convkit's threads; a batch smaller than the threads splits by
     tile point instead."""
-    a, _, c, n = tiles.shape[:4]
-    per_sample = c * tiles.shape[4] * tiles.strides[4]     # bytes of padded input per sample
+    c, n = tiles.shape[2:4]
     if n < num_threads():
         return _copy(tiles, 0, out=out)
+    per_sample = c * tiles.shape[4] * tiles.strides[4]     # bytes of padded input per sample
     pieces = max(num_threads(), -(-n * per_sample // _GATHER_BLOCK_BYTES))
 
     def part(sl):
