@@ -319,7 +319,8 @@ def test_errors_come_before_work(monkeypatch):
         F.conv(X, W, stride=0)
 
 
-@pytest.mark.parametrize("layout", ["channels_last", "channels_first", "channels_first_per_sample"])
+@pytest.mark.parametrize("layout", ["channels_last", "channels_first", "channels_first_per_sample",
+                                    "channels_first_per_sample_blocks"])
 @pytest.mark.parametrize("x_shape,w_shape,groups,kw", GRID + [
     ((1, 3, 9, 7), (4, 3, 3, 4), 1, dict(stride=(1, 3), padding=((2, 0), (3, 1)))),  # kw > stride, not a multiple
     ((2, 2, 8, 9), (3, 2, 4, 3), 1, dict(stride=(2, 2), padding=1, dilation=(1, 3))),
@@ -327,12 +328,14 @@ def test_errors_come_before_work(monkeypatch):
 ])
 def test_column_layouts_match_reference(rng, monkeypatch, layout, x_shape, w_shape, groups, kw):
     """Channels-last columns (chosen for wide inputs) and channels-first ones (with per-sample products,
-    chosen for large outputs), forced, on every geometry; also split into rows by a tiny workspace."""
+    chosen for large outputs), forced, on every geometry; also split into rows by a tiny workspace.
+    grad_input's columns are made one sample at a time, or (``_blocks``) several samples at a time."""
     from convkit.functional import _conv_core
 
     monkeypatch.setattr(_conv_core, "_CL_MIN_RUN", 1 if layout == "channels_last" else 1 << 30)
-    monkeypatch.setattr(_conv_core, "_PER_SAMPLE_MIN", 1 if layout.endswith("per_sample") else 1 << 30)
-    monkeypatch.setattr(_conv_core, "_SUB_BYTES", 256)  # grad_input columns one sample at a time
+    monkeypatch.setattr(_conv_core, "_PER_SAMPLE_MIN", 1 if "per_sample" in layout else 1 << 30)
+    if not layout.endswith("_blocks"):
+        monkeypatch.setattr(_conv_core, "_SUB_BYTES", 256)  # grad_input columns one sample at a time
     _check_conv(rng, x_shape, w_shape, groups, **kw)
     with convkit.workspace_limit(1024):
         _check_conv(rng, x_shape, w_shape, groups, **kw)

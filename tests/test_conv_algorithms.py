@@ -296,7 +296,7 @@ def test_direct_gemm_sums_into_strided_outputs_and_falls_back_to_matmul(rng, mon
     ((2, 8, 9, 9), (5, 8, 3, 3), dict(padding=1), "winograd", 1),        # U
     ((2, 8, 9, 9), (5, 8, 3, 3), dict(padding=1), "implicit", 1),        # the tap-major copy
     ((2, 8, 9, 9), (5, 8, 3, 3), dict(padding=1), "im2col", 1),          # folded columns' weight order
-    ((2, 8, 9, 9), (5, 8, 3, 3), dict(padding=1, stride=2), "im2col", 1),  # channels-last order
+    ((2, 16, 9, 9), (5, 16, 3, 3), dict(padding=1, stride=2), "im2col", 1),  # channels-last order
     ((2, 2, 9, 9), (5, 2, 3, 3), dict(padding=1, stride=2), "im2col", 0),  # channels first: w as it is
     ((2, 8, 9, 9), (5, 8, 1, 1), dict(), "gemm", 0),
 ])

@@ -50,8 +50,11 @@ def _chunk_input(x, n0, n1, pads, r0, r1, kernel, stride, dilation):
 
 
 # Channels-last columns once a window row (its last-dim taps times the channels) is this many
-# contiguous elements; below that, channels first (whose runs are output rows) is as good.
-_CL_MIN_RUN = 16
+# contiguous elements; below that, channels first (whose runs are output rows) is as good or better.
+# Measured (forward + both gradients, batch 8, ms, channels last vs first): 7x7/2 3->64 at 224x224
+# 50.8 vs 42.2; 7x7/2 4->64 61.6 vs 60.6; 5x5 4->32 at 112x112 26.9 vs 20.8; 3x3/2 6->32 5.3 vs 4.6;
+# but 5x5 12->32 at 28x28 (a run of 60), batch 64, 31.3 vs 35.3.
+_CL_MIN_RUN = 32
 
 
 def _long_rows(c, w, pads, dilation, groups, min_run):
@@ -108,7 +111,7 @@ def _sample_view(cols, groups, n):
 
 # Folded columns (see _fold_ok) when a window row is this many contiguous elements, and the first
 # kernel dim has at least this many taps; tests lower both to force the path.
-_FOLD_MIN_RUN = _CL_MIN_RUN
+_FOLD_MIN_RUN = 16
 _FOLD_MIN_K0 = 2
 # Measured: 1-D batch-wide (columns = the channels-last input, products too thin) is slower folded, so 1-D
 # folds only sample-major (channels first: no columns, no transposes); forwards of up to 5
@@ -532,8 +535,9 @@ def backward(x, w, g, stride, pads, dilation, groups, need_x=True, need_w=True, 
         m = (n1 - n0) * math.prod(oc)
         # per-sample grad_weight products when their stack (n, G, Kg, Cg*prod(K)) is no larger than the columns
         per_sample = need_w and _per_sample(r0, r1, out) and (n1 - n0) * gw.size <= m * wg.shape[2]
+        x_by_sample = need_x and _per_sample(r0, r1, out)
         gt = None
-        if need_x or not per_sample:
+        if (need_x and not x_by_sample) or (need_w and not per_sample):
             gt = np.ascontiguousarray(g[n0:n1, :, r0:r1].swapaxes(0, 1)).reshape(groups, k_out // groups, m)
         if need_w:
             cc = cols if cols is not None else _columns(x, n0, n1, pads, r0, r1, kernel, stride, dilation, oc, False,
@@ -544,7 +548,9 @@ def backward(x, w, g, stride, pads, dilation, groups, need_x=True, need_w=True, 
             else:
                 gw += np.matmul(gt, cc.reshape(groups, -1, m).swapaxes(1, 2))
             del cc
-        if need_x:
+        if x_by_sample:
+            _input_grad_by_sample(gxp[n0:n1], g[n0:n1], wg, kernel, stride, dilation, oc)
+        elif need_x:
             gcols = np.matmul(wg.swapaxes(1, 2), gt).reshape((c,) + tuple(kernel) + (n1 - n0,) + oc)
             a, _ = row_span(r0, r1, kernel[0], stride[0], dilation[0])
             col2im_add(gxp[n0:n1, :, a:], gcols, kernel, stride, dilation, oc)
@@ -553,6 +559,24 @@ def backward(x, w, g, stride, pads, dilation, groups, need_x=True, need_w=True, 
         crop = tuple(slice(lo, lo + s) for s, (lo, hi) in zip(x.shape[2:], pads))
         gx = gxp[(slice(None), slice(None)) + crop]
     return gx, (gw.reshape(w.shape) if need_w else None)
+
+
+def _input_grad_by_sample(gxp, g, wg, kernel, stride, dilation, out):
+    """gxp (n, C, *Sp) += col2im of each sample's channels-first grad_input columns, W^T @ g_i
+    ((G, Cg*prod(K), Kg) @ (G, Kg, P) per sample), made a few samples at a time in one reused buffer:
+    no transposed copy of g and no fresh pages for the columns (the 7x7/2 3->64 stem at 224x224,
+    batch 8: 59 MB of them)."""
+    n, c = gxp.shape[:2]
+    groups, rows = wg.shape[0], wg.shape[2]
+    per = math.prod(out)
+    step = max(1, min(n, _SUB_BYTES // max(groups * rows * per * gxp.itemsize, 1)))
+    wt = wg.swapaxes(1, 2)
+    for i in range(0, n, step):
+        j = min(n, i + step)
+        buf = scratch("col2im_columns", (j - i, groups, rows, per), gxp.dtype)
+        np.matmul(wt, g[i:j].reshape(j - i, groups, -1, per), out=buf)
+        cols = buf.reshape((j - i, c) + tuple(kernel) + tuple(out))     # (b, C, *K, *O), channel = group-major
+        col2im_add(gxp[i:j], np.moveaxis(cols, 0, 1 + len(kernel)), kernel, stride, dilation, out)
 
 
 def _backward_cl(x, w, g, stride, pads, dilation, need_x, need_w, chunks, cols):
