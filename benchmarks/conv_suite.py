@@ -1,7 +1,7 @@
 """Layer suite: convkit vs PyTorch CPU, forward + grad_x + grad_w, interleaved.
 
     python benchmarks/conv_suite.py [--repeats 7] [--threads 2] [--dtype float32] [--only NAME]
-                                    [--autotune] [--both-coretypes]
+                                    [--autotune] [--both-coretypes] [--floor]
 
 Each repeat times convkit then PyTorch on the same layer, so both see the
 same machine load, with a pause before each so that neither runs beside the
@@ -11,6 +11,12 @@ three passes) and as a share of the measured SGEMM ceiling (a 2048^3
 float32 matrix product through NumPy), the algorithms convkit chose
 (forward/backward), and convkit's peak extra memory (tracemalloc) for one
 forward+backward. PyTorch is optional: without it only convkit is timed.
+
+--floor also times, in the same interleaved repeats, each layer's matrix products alone
+(benchmarks/_floor.py): forward, input and weight gradient, each in the fastest of the forms
+convkit's algorithms compute, operands in place and nothing else. No algorithm built on those
+products can take less time; the table adds the floor and its ratio to PyTorch (depthwise layers
+and pools have no product to time).
 
 --both-coretypes runs the suite a second time in a fresh process with the
 other OpenBLAS core type (SkylakeX's AVX-512 kernels or Haswell's AVX2 ones:
@@ -30,9 +36,11 @@ import tracemalloc
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "src"))
+sys.path.insert(0, os.path.dirname(__file__))
 import convkit  # noqa: E402
 import convkit.functional as F  # noqa: E402
 from convkit._blas import blas_info  # noqa: E402
+from _floor import conv_pass_forms, fastest  # noqa: E402
 
 try:
     import torch
@@ -145,6 +153,25 @@ def algorithms(case, x, w, kw):
     return f"{a['backward']}/{a['forward']}"
 
 
+def layer_floor(case, x, w, kw, rng):
+    """(fn, forms): fn runs the layer's forward, input-gradient and weight-gradient products alone, each
+    in its fastest form (chosen by a median of 5), and forms names them; (None, "-") for a layer
+    without products (depthwise, max pool). A transposed convolution's three passes are those of the
+    convolution it is the input gradient of, whose products are the same."""
+    name, kind, n, c, k, sp, f, s, p, d, g = case
+    if kind == "maxpool" or g != 1:
+        return None, "-"
+    nd = len(sp)
+    if kind == "conv":
+        eq = (n, c, k, sp, F.conv(x[:1], w, None, **kw).shape[2:])
+    else:
+        eq = (n, k, c, F.conv_transpose(x[:1], w, None, **kw).shape[2:], sp)
+    passes = conv_pass_forms(*eq, (f,) * nd, (s,) * nd, (d,) * nd, rng)
+    chosen = [fastest(forms) for forms in passes.values()]
+    fns = [fn for _, fn, _ in chosen]
+    return (lambda: [fn() for fn in fns]), " + ".join(form for form, _, _ in chosen)
+
+
 def peak_memory(fn):
     tracemalloc.start()
     fn()
@@ -160,6 +187,7 @@ def main(argv=None):
     ap.add_argument("--dtype", default="float32")
     ap.add_argument("--only", default=None, help="run the layers whose name contains this")
     ap.add_argument("--autotune", action="store_true", help="let convkit measure its algorithms per shape")
+    ap.add_argument("--floor", action="store_true", help="also time each layer's matrix products alone")
     ap.add_argument("--both-coretypes", action="store_true",
                     help="then run again in a fresh process with the other OpenBLAS core type")
     args = ap.parse_args(argv)
@@ -177,8 +205,8 @@ def main(argv=None):
           + (f" (OPENBLAS_CORETYPE={os.environ['OPENBLAS_CORETYPE']})" if os.environ.get("OPENBLAS_CORETYPE") else
              " (default)") + f"; SGEMM ceiling {ceiling:.0f} GFLOP/s (2048^3, float32, NumPy)")
     print(f"{'layer':24s} {'convkit ms':>11s} {'torch ms':>9s} {'ratio':>6s} {'GFLOP/s':>8s} {'%ceil':>6s} "
-          f"{'peak MiB':>9s}  algorithm")
-    ratios = []
+          f"{'peak MiB':>9s}" + (f" {'floor ms':>9s} {'fl/torch':>8s}" if args.floor else "") + "  algorithm")
+    ratios, floor_ratios, floor_forms = [], [], []
     for case in SUITE:
         if args.only and args.only not in case[0]:
             continue
@@ -188,7 +216,8 @@ def main(argv=None):
         x, w, kw = make(case, args.dtype, rng)
         tx = torch.from_numpy(x) if torch else None
         tw = torch.from_numpy(w) if (torch and w is not None) else None
-        ours, theirs = [], []
+        ours, theirs, floors = [], [], []
+        floor, forms = layer_floor(case, x, w, kw, rng) if args.floor else (None, "-")
         convkit_step(kind, x, w, kw)  # warm-up
         if torch:
             torch_step(kind, tx.detach(), None if tw is None else tw.detach(), kw, nd)
@@ -202,6 +231,11 @@ def main(argv=None):
                 t0 = time.perf_counter()
                 torch_step(kind, tx.detach(), None if tw is None else tw.detach(), kw, nd)
                 theirs.append(time.perf_counter() - t0)
+            if floor is not None:
+                time.sleep(SETTLE)
+                t0 = time.perf_counter()
+                floor()
+                floors.append(time.perf_counter() - t0)
         mem = peak_memory(lambda: convkit_step(kind, x, w, kw)) / 2**20
         if kind == "conv":
             y_shape = F.conv(x[:1], w, None, **kw).shape
@@ -211,16 +245,33 @@ def main(argv=None):
         m_ours = statistics.median(ours)
         gf = f"{fl / m_ours / 1e9:8.1f} {100 * fl / m_ours / 1e9 / ceiling:5.0f}%" if fl else f"{'-':>8s} {'-':>6s}"
         alg = algorithms(case, x, w, kw)
+        m_t = statistics.median(theirs) if torch else None
+        fl_cols = ""
+        if args.floor:
+            m_f = statistics.median(floors) if floors else None
+            fl_cols = f" {m_f * 1e3:9.2f}" if m_f is not None else f" {'-':>9s}"
+            fl_cols += f" {m_f / m_t:8.2f}" if m_f is not None and m_t else f" {'-':>8s}"
+            if m_f is not None:
+                floor_forms.append(f"  {case[0]:24s} {forms}")
+                if m_t:
+                    floor_ratios.append(m_f / m_t)
         if torch:
-            m_t = statistics.median(theirs)
             ratios.append(m_ours / m_t)
-            print(f"{case[0]:24s} {m_ours * 1e3:11.2f} {m_t * 1e3:9.2f} {m_ours / m_t:6.2f} {gf} {mem:9.1f}  {alg}")
+            peer = f"{m_t * 1e3:9.2f} {m_ours / m_t:6.2f}"
         else:
-            print(f"{case[0]:24s} {m_ours * 1e3:11.2f} {'-':>9s} {'-':>6s} {gf} {mem:9.1f}  {alg}")
+            peer = f"{'-':>9s} {'-':>6s}"
+        print(f"{case[0]:24s} {m_ours * 1e3:11.2f} {peer} {gf} {mem:9.1f}{fl_cols}  {alg}")
         sys.stdout.flush()
     if ratios:
         gm = math.exp(sum(map(math.log, ratios)) / len(ratios))
         print(f"geometric mean ratio convkit/torch: {gm:.2f}  (worst {max(ratios):.2f})")
+    if floor_ratios:
+        gm = math.exp(sum(map(math.log, floor_ratios)) / len(floor_ratios))
+        print(f"the floor (products alone) / torch over the {len(floor_ratios)} layers with products: geometric mean "
+              f"{gm:.2f}, {min(floor_ratios):.2f} to {max(floor_ratios):.2f}")
+    if floor_forms:
+        print("the floor's forms (forward + grad_x + grad_w):")
+        print("\n".join(floor_forms))
     if args.both_coretypes:
         other = "Haswell" if core.lower().startswith("skylake") or core.lower().startswith("cooperlake") \
             or core.lower().startswith("sapphire") else "SkylakeX"

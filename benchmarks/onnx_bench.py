@@ -29,8 +29,10 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "src"))
+sys.path.insert(0, os.path.dirname(__file__))
 import convkit  # noqa: E402
 import convkit.onnx  # noqa: E402
+from _floor import fastest, product_forms, stacked_products  # noqa: E402
 
 try:
     import onnx
@@ -148,16 +150,6 @@ def conv_shapes(sess, x):
     return found
 
 
-def _median_time(fn, repeats=5):
-    fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
-
-
 def products_floor(shapes, rng):
     """One callable that runs every layer's products in turn, each in its faster form (chosen by a
     median of 5 beforehand), and a line per layer saying which form and its time. Each layer is padded
@@ -165,22 +157,12 @@ def products_floor(shapes, rng):
     steps, lines = [], []
     for (n, c, h, w_), (k, _, kh, kw), (sh, sw) in shapes:
         oh, ow = (h + 2 * (kh // 2) - kh) // sh + 1, (w_ + 2 * (kw // 2) - kw) // sw + 1
-        m, ck = n * oh * ow, c * kh * kw
-        cols, wm = rng.standard_normal((m, ck), dtype=np.float32), rng.standard_normal((ck, k), dtype=np.float32)
-        out, out_t = np.empty((m, k), np.float32), np.empty((k, m), np.float32)
-        cols_t, wm_t = np.ascontiguousarray(cols.T), np.ascontiguousarray(wm.T)
-        forms = {"cols @ W": lambda cols=cols, wm=wm, out=out: np.matmul(cols, wm, out=out),
-                 "W @ cols": lambda wm_t=wm_t, cols_t=cols_t, out_t=out_t: np.matmul(wm_t, cols_t, out=out_t)}
+        forms = product_forms(n * oh * ow, c * kh * kw, k, rng, "cols @ W")
         if kh == kw == 3 and sh == sw == 1:
-            tiles = n * -(-oh // 4) * -(-ow // 4)
-            u = rng.standard_normal((36, k, c), dtype=np.float32)
-            v = rng.standard_normal((36, c, tiles), dtype=np.float32)
-            prod = np.empty((36, k, tiles), np.float32)
-            forms["Winograd multiply"] = lambda u=u, v=v, prod=prod: np.matmul(u, v, out=prod)
-        times = {name: _median_time(f) for name, f in forms.items()}
-        best = min(times, key=times.get)
-        steps.append(forms[best])
-        lines.append(f"    {c:3d}->{k:3d} {kh}x{kw}/{sh} at {h}x{w_}: {best} {times[best] * 1e3:.2f} ms")
+            forms["Winograd multiply"] = stacked_products(36, k, c, n * -(-oh // 4) * -(-ow // 4), rng)
+        best, fn, seconds = fastest(forms)
+        steps.append(fn)
+        lines.append(f"    {c:3d}->{k:3d} {kh}x{kw}/{sh} at {h}x{w_}: {best} {seconds * 1e3:.2f} ms")
     return (lambda: [f() for f in steps]), lines
 
 

@@ -1,0 +1,88 @@
+"""Matrix products alone: how fast a convolution built on them could be (shared by conv_suite.py and onnx_bench.py).
+
+Every algorithm convkit has computes a convolution as matrix products plus the memory passes
+around them (columns, transforms, copies into the result). Timing the products alone, operands
+already in place and each in its faster form, gives a floor that no such algorithm can go under:
+a layer whose products alone take longer than a peer's whole run cannot match it by removing
+overhead, only by doing fewer multiplications.
+
+Forms per pass of a convolution with P output positions, depth Ck = C * prod(kernel) and K filters:
+
+- im2col's product in both orientations, (P, Ck) @ (Ck, K) and (K, Ck) @ (Ck, P), for the forward;
+  (P, K) @ (K, Ck) (col2im's) and, at stride 1, the forward of grad_out with the rotated kernel,
+  (P_in, K * prod(kernel)) @ (., C), for the input gradient; (Ck, P) @ (P, K) for the weight's;
+- for 2-D 3x3 and 5x5 stride-1 layers, Winograd's multiply phase: a^2 products (K, C) @ (C, T)
+  over T tiles of F(m x m, r x r) for the forward and (C, K) @ (K, T) for the input gradient, and
+  a^2 products (K, T) @ (T, C) of F(r x r, m x m) for the weight gradient (the same input
+  transform; convkit does not compute the weight gradient this way yet).
+"""
+from __future__ import annotations
+
+import math
+import statistics
+import time
+
+import numpy as np
+
+from convkit.functional import _winograd
+
+
+def median_time(fn, repeats=5):
+    """Median seconds of ``repeats`` calls of ``fn`` after one warm-up call."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def product_forms(rows, inner, cols, rng, name="cols @ W"):
+    """The two orientations of one (rows, inner) @ (inner, cols) float32 product, operands in place:
+    {name: fn, name transposed: fn}."""
+    a, b = rng.standard_normal((rows, inner), dtype=np.float32), rng.standard_normal((inner, cols), dtype=np.float32)
+    a_t, b_t = np.ascontiguousarray(a.T), np.ascontiguousarray(b.T)
+    out, out_t = np.empty((rows, cols), np.float32), np.empty((cols, rows), np.float32)
+    left, right = name.split(" @ ")
+    return {name: lambda: np.matmul(a, b, out=out),
+            f"{right} @ {left}": lambda: np.matmul(b_t, a_t, out=out_t)}
+
+
+def stacked_products(count, rows, inner, cols, rng):
+    """``count`` products (rows, inner) @ (inner, cols) in one batched matmul, operands in place."""
+    a = rng.standard_normal((count, rows, inner), dtype=np.float32)
+    b = rng.standard_normal((count, inner, cols), dtype=np.float32)
+    out = np.empty((count, rows, cols), np.float32)
+    return lambda: np.matmul(a, b, out=out)
+
+
+def fastest(forms, repeats=5):
+    """(name, fn, seconds) of the form with the smallest median time."""
+    times = {name: median_time(fn, repeats) for name, fn in forms.items()}
+    best = min(times, key=times.get)
+    return best, forms[best], times[best]
+
+
+def conv_pass_forms(n, c, k, in_sp, out_sp, kernel, stride, dilation, rng):
+    """{pass: {form: fn}} for the forward, input gradient and weight gradient of a convolution without
+    groups: x (n, c, *in_sp), k filters of size ``kernel``, output (n, k, *out_sp)."""
+    taps = math.prod(kernel)
+    p_out, p_in, ck = n * math.prod(out_sp), n * math.prod(in_sp), c * taps
+    passes = {"forward": product_forms(p_out, ck, k, rng, "cols @ W"),
+              "grad_x": product_forms(p_out, k, ck, rng, "g @ W"),
+              "grad_w": product_forms(ck, p_out, k, rng, "cols^T @ g")}
+    if all(s == 1 for s in stride):
+        passes["grad_x"].update({f"rotated {name}": fn for name, fn in
+                                 product_forms(p_in, k * taps, c, rng, "cols @ W").items()})
+    r = kernel[0]
+    if (len(kernel) == 2 and kernel[0] == kernel[1] and r in _winograd.TILE and all(s == 1 for s in stride)
+            and all(d == 1 for d in dilation)):
+        m = _winograd.TILE[r]
+        a2 = (m + r - 1) ** 2
+        t_out = n * math.prod(-(-o // m) for o in out_sp)
+        t_in = n * math.prod(-(-i // m) for i in in_sp)
+        passes["forward"]["Winograd multiply"] = stacked_products(a2, k, c, t_out, rng)
+        passes["grad_x"]["Winograd multiply"] = stacked_products(a2, c, k, t_in, rng)
+        passes["grad_w"]["Winograd multiply"] = stacked_products(a2, k, t_out, c, rng)
+    return passes

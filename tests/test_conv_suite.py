@@ -1,0 +1,64 @@
+"""benchmarks/conv_suite.py's floor: each layer's three passes as matrix products of its own shapes."""
+import importlib.util
+import os
+import sys
+
+import numpy as np
+import pytest
+
+_DIR = os.path.join(os.path.dirname(__file__), "..", "benchmarks")
+
+
+@pytest.fixture(scope="module")
+def suite():
+    sys.path.insert(0, _DIR)
+    try:
+        spec = importlib.util.spec_from_file_location("conv_suite", os.path.join(_DIR, "conv_suite.py"))
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        yield module
+    finally:
+        sys.path.remove(_DIR)
+
+
+def _case(kind, n, c, k, sp, f, s, p, d, g):
+    return ("test", kind, n, c, k, sp, f, s, p, d, g)
+
+
+@pytest.mark.parametrize("case,winograd", [
+    (_case("conv", 2, 8, 16, (12, 12), 3, 1, 1, 1, 1), True),
+    (_case("conv", 2, 8, 16, (12, 12), 5, 1, 2, 1, 1), True),
+    (_case("conv", 2, 8, 16, (12, 12), 3, 2, 1, 1, 1), False),     # strided: no Winograd form
+    (_case("conv", 2, 8, 16, (12, 12), 3, 1, 2, 2, 1), False),     # dilated: none either
+    (_case("conv", 2, 8, 16, (6, 8, 8), 3, 1, 1, 1, 1), False),
+    (_case("convT", 2, 16, 8, (6, 6), 4, 2, 1, 1, 1), False),
+])
+def test_layer_floor_runs_three_passes_in_one_of_their_forms(suite, case, winograd):
+    x, w, kw = suite.make(case, np.float32, np.random.default_rng(0))
+    run, forms = suite.layer_floor(case, x, w, kw, np.random.default_rng(0))
+    run()
+    passes = forms.split(" + ")
+    assert len(passes) == 3
+    assert all(p in ("cols @ W", "W @ cols", "g @ W", "W @ g", "cols^T @ g", "g @ cols^T", "rotated cols @ W",
+                     "rotated W @ cols", "Winograd multiply") for p in passes)
+    if not winograd:
+        assert "Winograd multiply" not in passes
+    if case[7] != 1:
+        assert not any(p.startswith("rotated") for p in passes)
+
+
+def test_layers_without_products_have_no_floor(suite):
+    rng = np.random.default_rng(0)
+    for case in (_case("conv", 2, 8, 8, (12, 12), 3, 1, 1, 1, 8), _case("maxpool", 2, 8, 8, (12, 12), 2, 2, 0, 1, 1)):
+        x, w, kw = suite.make(case, np.float32, rng)
+        assert suite.layer_floor(case, x, w, kw, rng) == (None, "-")
+
+
+def test_winograd_forms_have_the_tile_counts_of_their_passes(suite):
+    """F(4x4, 3x3) at 12x12, 2 samples: 36 products over 2 * 3 * 3 tiles, (K, T) forward, (C, T) input
+    gradient; the weight gradient's F(3x3, 4x4) gives (K, C)."""
+    from _floor import conv_pass_forms  # on the path while the suite fixture lives
+    passes = conv_pass_forms(2, 8, 16, (12, 12), (12, 12), (3, 3), (1, 1), (1, 1), np.random.default_rng(0))
+    assert passes["forward"]["Winograd multiply"]().shape == (36, 16, 18)
+    assert passes["grad_x"]["Winograd multiply"]().shape == (36, 8, 18)
+    assert passes["grad_w"]["Winograd multiply"]().shape == (36, 16, 8)
