@@ -19,23 +19,11 @@ Forms per pass of a convolution with P output positions, depth Ck = C * prod(ker
 from __future__ import annotations
 
 import math
-import statistics
-import time
 
 import numpy as np
 
+from _timing import median_time
 from convkit.functional import _winograd
-
-
-def median_time(fn, repeats=5):
-    """Median seconds of ``repeats`` calls of ``fn`` after one warm-up call."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def product_forms(rows, inner, cols, rng, name="cols @ W"):
@@ -72,7 +60,7 @@ def conv_pass_forms(n, c, k, in_sp, out_sp, kernel, stride, dilation, rng):
     passes = {"forward": product_forms(p_out, ck, k, rng, "cols @ W"),
               "grad_x": product_forms(p_out, k, ck, rng, "g @ W"),
               "grad_w": product_forms(ck, p_out, k, rng, "cols^T @ g")}
-    if all(s == 1 for s in stride):
+    if all(s == 1 for s in stride) and taps > 1:   # with one tap it is col2im's product itself
         passes["grad_x"].update({f"rotated {name}": fn for name, fn in
                                  product_forms(p_in, k * taps, c, rng, "cols @ W").items()})
     r = kernel[0]

@@ -41,6 +41,7 @@ import convkit  # noqa: E402
 import convkit.functional as F  # noqa: E402
 from convkit._blas import blas_info  # noqa: E402
 from _floor import conv_pass_forms, fastest  # noqa: E402
+from _timing import interleaved  # noqa: E402
 
 try:
     import torch
@@ -118,11 +119,6 @@ def flops(case, x_shape, y_shape):
     out_cells = math.prod(y_shape[2:]) if kind == "conv" else math.prod(x_shape[2:])
     macs = n * out_cells * (k if kind == "conv" else c) * (c // g if kind == "conv" else k // g) * f ** nd
     return 3 * 2 * macs
-
-
-# Pause before each timed run: OpenBLAS's idle threads spin for up to ~0.1 s after convkit's last
-# matrix product (and PyTorch's after its own), and would steal the next run's cores.
-SETTLE = 0.25
 
 
 def sgemm_ceiling(repeats=5, n=2048):
@@ -216,26 +212,16 @@ def main(argv=None):
         x, w, kw = make(case, args.dtype, rng)
         tx = torch.from_numpy(x) if torch else None
         tw = torch.from_numpy(w) if (torch and w is not None) else None
-        ours, theirs, floors = [], [], []
         floor, forms = layer_floor(case, x, w, kw, rng) if args.floor else (None, "-")
-        convkit_step(kind, x, w, kw)  # warm-up
+        runs = {"ours": lambda: convkit_step(kind, x, w, kw)}
         if torch:
-            torch_step(kind, tx.detach(), None if tw is None else tw.detach(), kw, nd)
-        for _ in range(args.repeats):
-            time.sleep(SETTLE)
-            t0 = time.perf_counter()
-            convkit_step(kind, x, w, kw)
-            ours.append(time.perf_counter() - t0)
-            if torch:
-                time.sleep(SETTLE)
-                t0 = time.perf_counter()
-                torch_step(kind, tx.detach(), None if tw is None else tw.detach(), kw, nd)
-                theirs.append(time.perf_counter() - t0)
-            if floor is not None:
-                time.sleep(SETTLE)
-                t0 = time.perf_counter()
-                floor()
-                floors.append(time.perf_counter() - t0)
+            runs["theirs"] = lambda: torch_step(kind, tx.detach(), None if tw is None else tw.detach(), kw, nd)
+        for fn in list(runs.values()):
+            fn()  # warm-up
+        if floor is not None:
+            runs["floor"] = floor
+        times = interleaved(runs, args.repeats)
+        ours, theirs, floors = times["ours"], times.get("theirs", []), times.get("floor", [])
         mem = peak_memory(lambda: convkit_step(kind, x, w, kw)) / 2**20
         if kind == "conv":
             y_shape = F.conv(x[:1], w, None, **kw).shape

@@ -33,6 +33,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 import convkit  # noqa: E402
 import convkit.onnx  # noqa: E402
 from _floor import fastest, product_forms, stacked_products  # noqa: E402
+from _timing import interleaved  # noqa: E402
 
 try:
     import onnx
@@ -166,11 +167,6 @@ def products_floor(shapes, rng):
     return (lambda: [f() for f in steps]), lines
 
 
-# Pause before each timed run: OpenBLAS's idle threads spin for up to ~0.1 s after convkit's last
-# matrix product (and a peer's threads after its own), and would steal the next run's cores.
-SETTLE = 0.25
-
-
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=7)
@@ -202,25 +198,16 @@ def main(argv=None):
         if theirs is not None:
             b = theirs.run(None, {"input": x})[0]
             diff = float(np.abs(a - b).max() / np.abs(b).max())
-        floor, floor_lines, t_floor = None, [], []
+        floor, floor_lines = None, []
         if args.floor:
             floor, floor_lines = products_floor(conv_shapes(ours, x), np.random.default_rng(0))
-        t_ours, t_theirs = [], []
-        for _ in range(args.repeats):
-            time.sleep(SETTLE)
-            t0 = time.perf_counter()
-            ours.run(None, {"input": x})
-            t_ours.append(time.perf_counter() - t0)
-            if theirs is not None:
-                time.sleep(SETTLE)
-                t0 = time.perf_counter()
-                theirs.run(None, {"input": x})
-                t_theirs.append(time.perf_counter() - t0)
-            if floor is not None:
-                time.sleep(SETTLE)
-                t0 = time.perf_counter()
-                floor()
-                t_floor.append(time.perf_counter() - t0)
+        runs = {"ours": lambda: ours.run(None, {"input": x})}
+        if theirs is not None:
+            runs["theirs"] = lambda: theirs.run(None, {"input": x})
+        if floor is not None:
+            runs["floor"] = floor
+        times = interleaved(runs, args.repeats)
+        t_ours, t_theirs, t_floor = times["ours"], times.get("theirs", []), times.get("floor", [])
         m = statistics.median(t_ours)
         if theirs is not None:
             mt = statistics.median(t_theirs)
