@@ -23,6 +23,8 @@ WINOGRAD_GRID = [
     ((2, 3, 9, 7), (4, 3, 5, 5), dict(padding=2)),                      # F(2x2, 5x5)
     ((1, 2, 6, 8), (3, 2, 5, 5), dict(padding=((0, 3), (4, 1)))),
     ((1, 2, 5, 5), (3, 2, 5, 5), dict(padding=6)),
+    ((1, 2, 6, 8), (3, 2, 5, 5), dict(padding=2)),                      # whole 2x2 tiles
+    ((2, 3, 7, 8), (4, 3, 5, 5), dict(padding=2)),                      # whole tile rows, a partial last row
     ((2, 3, 6, 6), (4, 3, 3, 3), dict(padding=1, data_format="channels_last")),
 ]
 
@@ -109,6 +111,18 @@ def test_winograd_gathers_tiles_in_blocks_of_samples_over_a_dirty_scratch(rng, m
     _check(rng, (5, 2, 9, 7), (3, 2, 5, 5), 1, dict(padding=2), "winograd")
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("x_shape,w_shape,kw", WINOGRAD_GRID)
+def test_winograd_whole_tile_gather_matches_reference(rng, monkeypatch, x_shape, w_shape, kw, dtype):
+    # narrow planes gather whole tiles (rows of a values as single elements) once the transformed input is
+    # large; lowered here so that every shape of the grid takes that path, over a dirty scratch
+    from convkit.functional import _winograd
+    F.conv(rng.standard_normal((4, 3, 20, 20)) + 5.0, rng.standard_normal((2, 3, 3, 3)), algorithm="winograd")
+    monkeypatch.setattr(_winograd, "_THREADED_COPY_BYTES", 0)
+    monkeypatch.setattr(_winograd, "_ROW_GATHER_MAX_TW", 10**6)
+    _check(rng, x_shape, w_shape, 1, kw, "winograd", dtype)
+
+
 @given(conv_configs(), st.integers(0, 2**31))
 def test_algorithms_hypothesis(cfg, seed):
     rng = np.random.default_rng(seed)
@@ -171,14 +185,18 @@ def test_the_automatic_choice_per_shape():
     assert F.conv_algorithms((8, 64, 56, 56), (64, 64, 3, 3), padding=1) == {
         "applicable": ["implicit", "winograd", "im2col"], "forward": fast, "forward_autograd": "im2col",
         "forward_fixed_weight": fast, "backward": fast}
-    assert F.conv_algorithms((8, 256, 14, 14), (256, 256, 3, 3), padding=1)["forward"] == "im2col"
+    # from 128 channels Winograd goes first, up to a 256x256 weight when U is made on every call
+    assert F.conv_algorithms((8, 256, 14, 14), (256, 256, 3, 3), padding=1)["forward"] == "winograd"
+    assert F.conv_algorithms((8, 128, 28, 28), (128, 128, 3, 3), padding=1)["backward"] == "winograd"
+    assert F.conv_algorithms((2, 256, 14, 14), (256, 256, 3, 3), padding=1)["forward"] == "im2col"   # 32 tiles
     assert F.conv_algorithms((16, 64, 4096), (64, 64, 3), padding=1)["forward"] == (
         "implicit" if fast == "implicit" else "im2col")
     assert F.conv_algorithms((8, 512, 7, 7), (512, 512, 3, 3), padding=1)["forward"] == "im2col"
-    # a fixed weight (an ONNX session's) makes Winograd's U once: then it pays for 512 channels from 16 tiles
-    # on, and not for fewer
+    # a fixed weight (an ONNX session's) makes Winograd's U once: then it pays from 128 channels with
+    # tiles x channels >= 6144, and not for less
     for x_shape, fixed in [((8, 512, 7, 7), "winograd"), ((1, 512, 7, 7), "im2col"), ((1, 512, 14, 14), "winograd"),
-                           ((1, 256, 14, 14), "im2col")]:
+                           ((1, 256, 14, 14), "im2col"), ((2, 256, 14, 14), "winograd"),
+                           ((1, 128, 28, 28), "winograd")]:
         c = x_shape[1]
         assert F.conv_algorithms(x_shape, (c, c, 3, 3), padding=1)["forward_fixed_weight"] == fixed, x_shape
     assert F.conv_algorithms((8, 192, 28, 28), (64, 192, 1, 1))["forward"] == "gemm"

@@ -56,28 +56,46 @@ _WINOGRAD_MIN_TILES = 48
 # With the weight's transform U kept between calls (an ONNX session), ms, the default vs F(4x4, 3x3), each
 # layer alone: batch 1: 128->128 at 28x28 1.31 (implicit) vs 1.17, 256->256 at 14x14 1.29 (im2col) vs 1.16,
 # 512->512 at 7x7 (4 tiles) 1.56 (im2col) vs 2.04; batch 8: 128->128 at 28x28 9.20 (implicit) vs 7.93, 256->256
-# at 14x14 7.61 vs 6.96, 512->512 at 7x7 (32 tiles, 1.31 of them output) 8.18 vs 6.00. Inside ResNet-18 (batch
-# 8, the same nodes' medians) only the 512-channel layers kept their gain (8.7 -> 7.8 ms); the 128-channel ones
-# lost (9.0 -> 9.3-10.4 ms) and the 256-channel ones were even, so Winograd goes first from 512 channels.
-_WINOGRAD_MIN_TILES_CACHED = 16
-_WINOGRAD_MAX_WASTE_CACHED = 1.35
-_WINOGRAD_FIRST_CHANNELS = 512
+# at 14x14 7.61 vs 6.96, 512->512 at 7x7 (32 tiles, 1.31 of them output) 8.18 vs 6.00. Since the output tiles
+# are scattered as whole rows (session 11), inside ResNet-18 (the same nodes' medians, default vs Winograd):
+# batch 8: 128->128 at 28x28 9.0 -> 7.2, 256->256 at 14x14 8.2 -> 6.8, 64->64 at 56x56 even (10.8 vs 10.9);
+# batch 1: 128->128 (49 tiles) 1.54 -> 1.45, but 256->256 (16 tiles) 1.49 vs 1.60 and 64->64 1.56 vs 1.66.
+# So Winograd goes first from 128 channels, with tiles x channels at least this much work.
+_WINOGRAD_MIN_WORK_CACHED = 6144
+_WINOGRAD_FIRST_MAX_WASTE = 1.35
+_WINOGRAD_FIRST_CHANNELS = 128
+# Without a kept U (U made on every call), the input gradient, batch 8, ms, the default vs Winograd: 256->256 at
+# 14x14 8.8 (im2col) vs 7.5, 128->128 at 28x28 9.0 (implicit) vs 7.9; but 512->512 at 7x7 10.6 vs 16.2 (the
+# weight's transform, 38 MB a call) and 64->64 at 56x56 11.2 vs 12.4. Winograd goes first up to this weight.
+_WINOGRAD_FIRST_MAX_WEIGHT = 256 * 256
 
 
-def _winograd_pays(x_shape, w, out, cached=False):
+def _winograd_pays(x_shape, w, out, min_tiles=_WINOGRAD_MIN_TILES, max_waste=1.2):
     """F(4x4, 3x3) beats im2col when there are enough input channels to share the transforms, enough
     tiles to amortise the weight transform, and the tiles waste little of the output (measured in
-    benchmarks/conv_suite.py); with the weight's transform kept (``cached``) fewer tiles and more waste
-    pay. F(2x2, 5x5) saves too few products to pay for its transforms in NumPy (it runs when forced or
-    autotuned)."""
+    benchmarks/conv_suite.py). F(2x2, 5x5) saves too few products to pay for its transforms in NumPy (it
+    runs when forced or autotuned)."""
     if w.shape[-1] != 3:
         return False
     m = _winograd.TILE[3]
     tiles = [-(-o // m) for o in out]
     waste = (tiles[0] * tiles[1] * m * m) / max(1, out[0] * out[1])
-    min_tiles, max_waste = ((_WINOGRAD_MIN_TILES_CACHED, _WINOGRAD_MAX_WASTE_CACHED) if cached else
-                            (_WINOGRAD_MIN_TILES, 1.2))
     return x_shape[1] >= 16 and x_shape[0] * tiles[0] * tiles[1] >= min_tiles and waste <= max_waste
+
+
+def _winograd_first(pass_, x_shape, w, out, cached):
+    """Wide layers (from 128 channels) take Winograd before the other algorithms: with U kept between
+    calls (``cached``, a forward) from _WINOGRAD_MIN_WORK_CACHED tiles x channels; with U made on every
+    call, from a weight of at most _WINOGRAD_FIRST_MAX_WEIGHT and as many tiles as _winograd_pays asks."""
+    channels = min(w.shape[:2])
+    if channels < _WINOGRAD_FIRST_CHANNELS:
+        return False
+    min_tiles = -(-_WINOGRAD_MIN_WORK_CACHED // channels)
+    if not (cached and pass_ == "forward"):
+        if w.shape[0] * w.shape[1] > _WINOGRAD_FIRST_MAX_WEIGHT:
+            return False
+        min_tiles = max(min_tiles, _WINOGRAD_MIN_TILES)
+    return _winograd_pays(x_shape, w, out, min_tiles, _WINOGRAD_FIRST_MAX_WASTE)
 
 
 # Forwards on an AVX-512 Xeon, ms, the default before implicit GEMM vs implicit GEMM: 3x3 64->64 at 56x56,
@@ -108,9 +126,8 @@ def heuristic(pass_, x_shape, w, stride, pads, dilation, groups, out, keep=False
     implicit computes the input gradient that way and the weight gradient with im2col's columns.
     ``cached``: the forward's weight transforms are kept between calls (see _weights)."""
     cands = applicable(x_shape, w, stride, pads, dilation, groups) if cands is None else cands
-    if (cached and pass_ == "forward" and not keep and "winograd" in cands
-            and min(w.shape[:2]) >= _WINOGRAD_FIRST_CHANNELS and _winograd_pays(x_shape, w, out, cached=True)):
-        return "winograd"      # U made once: Winograd's products are then its main cost
+    if not keep and "winograd" in cands and _winograd_first(pass_, x_shape, w, out, cached):
+        return "winograd"      # wide layers: the transforms are shared by many channels
     for alg in cands:
         if alg == "winograd" and (keep or not _winograd_pays(x_shape, w, out)):
             continue
