@@ -175,7 +175,8 @@ def _gather_rows(xp, a, m, th, tw, out):
 
 def forward(x, w, pads, out, bias=None, m=None, weights=None):
     """y (N, K, *out) = conv2d(x, w) for x (N, C, H, W), w (K, C, r, r), zero padding ``pads``
-    ((lo, hi), (lo, hi)), stride 1; a bias (K,) is added as the tiles are scattered into y.
+    ((lo, hi), (lo, hi)), stride 1; a bias (K,) is added to the products at the transform point whose
+    outputs are all ones, so that no pass over y adds it.
     ``weights`` (a WeightCache of w) keeps the transformed weight U."""
     n_, c = x.shape[:2]
     k, r = w.shape[0], w.shape[-1]
