@@ -376,10 +376,9 @@ def _rotated(w):
 
 def _input_grad_by_forward(x, w, g, stride, pads, dilation, groups):
     """With stride 1 the input gradient is the forward convolution of g (padded by
-    shapes.full_correlation_padding) with
-    the rotated kernel. Measured: when that forward takes folded columns (short first kernel dim,
-    2-D or 3-D) it beats col2im (3x3x3 16->32 at 16x32x32: 24 -> 19 ms; 3x3 dilation 2, 64 channels
-    at 56x56: 23 -> 16 ms); otherwise col2im is as fast or faster."""
+    shapes.full_correlation_padding) with the rotated kernel. Measured: when that forward takes folded
+    columns (short first kernel dim, 2-D or 3-D) it beats col2im (3x3x3 16->32 at 16x32x32: 24 -> 19 ms;
+    3x3 dilation 2, 64 channels at 56x56: 23 -> 16 ms); otherwise col2im is as fast or faster."""
     if groups != 1 or any(s != 1 for s in stride):
         return False
     rp = full_correlation_padding(w.shape[2:], dilation, pads)

@@ -240,18 +240,16 @@ def _split(a, shape):
 def _scatter(yt, y):
     """y (n, K, OH, OW) = the output tiles yt (K, n, th, tw, m, m), cropped to y. Each tile row (m
     contiguous values) is copied as one element of m * itemsize bytes, through an (n, K, th, m, tw) view of
-    y; when OW is not whole tiles the rows go through a scratch array of whole tiles first."""
+    y (whole tile rows, then the partial last one); when OW is not whole tiles the rows go through a scratch
+    array of whole tiles first."""
     k, nb, th, tw, m = yt.shape[:5]
     oh, ow = y.shape[2:]
     src = _rows(yt, m).transpose(1, 0, 2, 4, 3)                      # (n, K, th, i, tw)
-    if ow == tw * m and y.flags.c_contiguous:
-        if oh == th * m:
-            _copy(src, 1, out=_rows(y.reshape(nb, k, th, m, tw, m), m))
-            return
-        full = oh // m
+    if ow == tw * m:
+        full, rest = divmod(oh, m)
         _copy(src[:, :, :full], 1, out=_rows(_split(y[:, :, :full * m], (nb, k, full, m, tw, m)), m))
-        rest = oh - full * m
-        _copy(src[:, :, full, :rest], 1, out=_rows(_split(y[:, :, full * m:], (nb, k, rest, tw, m)), m))
+        if rest:
+            _copy(src[:, :, full, :rest], 1, out=_rows(_split(y[:, :, full * m:], (nb, k, rest, tw, m)), m))
         return
     full = scratch("winograd_full", (nb, k, th, m, tw, m), y.dtype)
     _copy(src, 1, out=_rows(full, m))
@@ -271,12 +269,8 @@ def input_grad(g, w, input_shape, pads, m=None):
 _THREADED_COPY_BYTES = 4 << 20
 
 
-def _copy(src, axis, out=None):
-    """A contiguous copy of the strided view ``src`` (into ``out`` if given), split along ``axis`` over
-    convkit's threads when it is large."""
-    if out is None:
-        out = np.empty(src.shape, dtype=src.dtype)
-
+def _copy(src, axis, out):
+    """out = the strided view ``src``, split along ``axis`` over convkit's threads when it is large."""
     def part(sl):
         at = (slice(None),) * axis + (sl,)
         out[at] = src[at]
