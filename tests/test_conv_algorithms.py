@@ -183,8 +183,20 @@ def test_the_automatic_choice_per_shape():
     # implicit GEMM needs BLAS to add the taps' products itself (NumPy's OpenBLAS called directly)
     fast = "implicit" if _blas.direct_gemm(np.float32) else "winograd"
     assert F.conv_algorithms((8, 64, 56, 56), (64, 64, 3, 3), padding=1) == {
-        "applicable": ["implicit", "winograd", "im2col"], "forward": fast, "forward_autograd": "im2col",
+        "applicable": ["implicit", "winograd", "im2col"], "forward": fast, "forward_autograd": "winograd",
         "forward_fixed_weight": fast, "backward": fast}
+    # a training forward keeps Winograd's transformed input for the weight gradient: 3x3 kernels with
+    # enough channels and tiles, up to a 256x256 weight, and the planes of 3-D kernels (whose other
+    # passes stay on the other algorithms)
+    for x_shape, w_shape, autograd in [((8, 512, 7, 7), (512, 512, 3, 3), "im2col"),
+                                       ((8, 256, 28, 28), (256, 256, 3, 3), "winograd"),
+                                       ((8, 512, 14, 14), (512, 512, 3, 3), "im2col"),
+                                       ((64, 32, 14, 14), (64, 32, 5, 5), "im2col"),
+                                       ((8, 8, 56, 56), (8, 8, 3, 3), "im2col"),
+                                       ((2, 16, 16, 32, 32), (32, 16, 3, 3, 3), "winograd")]:
+        assert F.conv_algorithms(x_shape, w_shape, padding=w_shape[-1] // 2)["forward_autograd"] == autograd, x_shape
+    c3 = F.conv_algorithms((2, 16, 16, 32, 32), (32, 16, 3, 3, 3), padding=1)
+    assert "winograd" in c3["applicable"] and c3["forward"] != "winograd" and c3["backward"] != "winograd"
     # from 128 channels Winograd goes first, up to a 256x256 weight when U is made on every call
     assert F.conv_algorithms((8, 256, 14, 14), (256, 256, 3, 3), padding=1)["forward"] == "winograd"
     assert F.conv_algorithms((8, 128, 28, 28), (128, 128, 3, 3), padding=1)["backward"] == "winograd"
@@ -228,24 +240,96 @@ def test_autotune_measures_once_per_shape_and_agrees_with_the_default(rng):
         F.set_autotune(1)
 
 
-def test_autograd_forward_keeps_columns_and_backward_uses_winograd(rng, monkeypatch):
-    """Through autograd a 3x3 layer's forward stays on im2col (its columns serve the weight gradient)
-    and the input gradient takes Winograd."""
-    from convkit.functional import _winograd
+def test_autograd_forward_keeps_winograds_input_for_the_weight_gradient(rng, monkeypatch):
+    """Through autograd a 3x3 layer where Winograd pays runs Winograd's forward and keeps its transformed
+    input; the backward takes the weight gradient from it (no im2col columns) and the input gradient by
+    Winograd; a weight over _WINOGRAD_KEEP_MAX_WEIGHT keeps im2col's columns instead."""
+    from convkit.functional import _conv_core, _winograd
     calls = []
-    for name in ("forward", "input_grad"):
+    for name in ("forward", "input_grad", "weight_grad"):
         fn = getattr(_winograd, name)
         monkeypatch.setattr(_winograd, name, lambda *a, _fn=fn, _n=name, **k: calls.append(_n) or _fn(*a, **k))
-    monkeypatch.setattr(_plan, "_winograd_pays", lambda *a: True)
+    made = []
+    columns = _conv_core._columns
+    monkeypatch.setattr(_conv_core, "_columns", lambda *a, **k: made.append(1) or columns(*a, **k))
+    monkeypatch.setattr(_plan, "_winograd_pays", lambda *a, **k: True)
     x = convkit.tensor(rng.standard_normal((2, 3, 8, 8)), requires_grad=True)
     w = convkit.tensor(rng.standard_normal((4, 3, 3, 3)), requires_grad=True)
     y = F.conv(x, w, padding=1)
-    assert calls == []
+    assert calls[:1] == ["forward"]
     y.sum().backward()
-    assert "input_grad" in calls and "forward" in calls   # input_grad runs Winograd's forward on the gradient
+    assert "weight_grad" in calls and "input_grad" in calls and not made
     g = np.ones(y.shape)
     for a, e in zip((x.grad, w.grad), R.conv_vjp(g, x.data, w.data, padding=1)[:2]):
         np.testing.assert_allclose(a, e, atol=1e-10)
+    calls.clear()
+    monkeypatch.setattr(_plan, "_WINOGRAD_KEEP_MAX_WEIGHT", 11)
+    w.grad = None
+    F.conv(x, w, padding=1).sum().backward()
+    assert "weight_grad" not in calls and made
+    np.testing.assert_allclose(w.grad, R.conv_vjp(g, x.data, w.data, padding=1)[1], atol=1e-10)
+
+
+WINOGRAD_3D_GRID = [
+    # the planes of 3-D kernels: Winograd over the last two dims, the depth taps summed in the products
+    ((2, 3, 5, 7, 9), (4, 3, 3, 3, 3), dict(padding=1)),
+    ((1, 2, 4, 6, 5), (3, 2, 2, 5, 5), dict(padding=((1, 0), (2, 2), (0, 3)))),
+    ((1, 2, 3, 5, 6), (3, 2, 1, 3, 3), dict(padding=((0, 0), (1, 2), (3, 0)))),     # depth 1: no stacking
+    ((2, 2, 6, 4, 4), (3, 2, 4, 3, 3), dict(padding=((0, 2), (1, 1), (0, 0)))),     # whole tiles, depth cropped
+    ((1, 2, 3, 5, 5), (2, 2, 3, 3, 3), dict(padding=1, padding_mode="circular")),
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("x_shape,w_shape,kw", WINOGRAD_3D_GRID)
+def test_winograd_3d_matches_reference(rng, x_shape, w_shape, kw, dtype):
+    assert "winograd" in _algorithms(x_shape, w_shape, 1, kw)
+    _check(rng, x_shape, w_shape, 1, kw, "winograd", dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("x_shape,w_shape,kw", WINOGRAD_GRID + WINOGRAD_3D_GRID)
+def test_winograd_weight_gradient_from_the_kept_input_matches_reference(rng, x_shape, w_shape, kw, dtype):
+    """A taped (autograd) forward forced to Winograd keeps its transformed input; the weight gradient made
+    from it, with the input and bias gradients, matches the reference (float32 within 1e-4 of the largest
+    value), over dirty scratch buffers."""
+    import importlib
+    from convkit.functional import _winograd
+    conv_mod = importlib.import_module("convkit.functional.conv")
+    F.conv(rng.standard_normal((4, 3, 20, 20)) + 5.0, rng.standard_normal((2, 3, 3, 3)), algorithm="winograd")
+    xr, w, b = (rng.standard_normal(s).astype(dtype) for s in (x_shape, w_shape, w_shape[:1]))
+    x = np.moveaxis(xr, 1, -1) if kw.get("data_format") == "channels_last" else xr
+    ref_kw = {k: v for k, v in kw.items() if k != "data_format"}
+    y, tape = conv_mod._conv_taped("conv", x, w, b, algorithm="winograd", **kw)
+    assert isinstance(tape[-1], _winograd.Kept)
+    g = rng.standard_normal(y.shape).astype(dtype)
+    gr = np.moveaxis(g, -1, 1) if kw.get("data_format") == "channels_last" else g
+    got = conv_mod._conv_taped_vjp(g, tape)
+    if kw.get("data_format") == "channels_last":
+        got = (np.moveaxis(got[0], -1, 1),) + tuple(got[1:])
+    refs = R.conv_vjp(gr.astype(np.float64), xr.astype(np.float64), w.astype(np.float64), b.astype(np.float64),
+                      **ref_kw)
+    for a, e in zip(got, refs):
+        assert a.dtype == dtype
+        if dtype == np.float64:
+            np.testing.assert_allclose(a, e, rtol=1e-10, atol=1e-10)
+        else:
+            assert np.abs(a - e).max() <= 1e-4 * max(1.0, np.abs(e).max())
+
+
+def test_winograd_keeps_nothing_when_the_batch_takes_several_chunks(rng):
+    """Under a workspace too small for the whole batch Winograd's forward goes a few samples at a time and
+    keeps nothing; the weight gradient then makes im2col's columns and still matches the reference."""
+    import importlib
+    conv_mod = importlib.import_module("convkit.functional.conv")
+    x, w = rng.standard_normal((3, 2, 4, 9, 7)), rng.standard_normal((4, 2, 3, 3, 3))
+    with convkit.workspace_limit(20000):
+        y, tape = conv_mod._conv_taped("conv", x, w, None, padding=1, algorithm="winograd")
+        assert tape[-1] is None
+        g = rng.standard_normal(y.shape)
+        got = conv_mod._conv_taped_vjp(g, tape)
+    for a, e in zip((y,) + tuple(got[:2]), (R.conv(x, w, padding=1),) + tuple(R.conv_vjp(g, x, w, padding=1)[:2])):
+        np.testing.assert_allclose(a, e, rtol=1e-10, atol=1e-10)
 
 
 @pytest.mark.parametrize("x_shape,w_shape", [((1, 8, 3, 3), (32, 8, 3, 3)), ((2, 16, 2, 5), (48, 16, 2, 3)),

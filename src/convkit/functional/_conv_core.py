@@ -419,8 +419,8 @@ def forward(x, w, stride, pads, dilation, groups, out, keep=False, bias=None, al
             y = _pointwise_forward(x, w, stride, out, bias)
         elif alg == "implicit":
             y = _implicit.forward(x, w, pads, dilation, out, bias, weights)
-        else:
-            y = _winograd.forward(x, w, pads, out, bias, weights=weights)
+        else:   # with keep, the transformed input for the weight gradient comes back too
+            return _winograd.forward(x, w, pads, out, bias, weights=weights, keep=keep)
         return (y, None) if keep else y
     n_, c = x.shape[:2]
     k_out, kernel = w.shape[0], w.shape[2:]
@@ -476,8 +476,15 @@ def backward(x, w, g, stride, pads, dilation, groups, need_x=True, need_w=True, 
     transposed convolution of g; the weight gradient is the correlation of
     x with g. ``cols`` are the forward's columns (``forward(..., keep=True)``),
     used when the backward, too, takes the batch in one chunk. ``algorithm``
-    forces one (Winograd computes the input gradient; its weight gradient is im2col's).
+    forces one (Winograd computes the input gradient, and the weight gradient when the forward
+    kept its transformed input; otherwise the weight gradient is im2col's).
     """
+    if need_w and isinstance(cols, _winograd.Kept):
+        gx = backward(x, w, g, stride, pads, dilation, groups, True, False, None, algorithm)[0] if need_x else None
+        return gx, _winograd.weight_grad(cols, g)
+    if isinstance(cols, _winograd.Kept):
+        cols = None
+
     def trial(alg):
         return backward(x, w, g, stride, pads, dilation, groups, need_x, need_w, cols, alg)
     alg = _plan.choose("backward", x, w, stride, pads, dilation, groups, g.shape[2:], algorithm,

@@ -10,9 +10,10 @@ convkit.reference):
     "implicit"  implicit GEMM: one product per kernel tap read straight from the padded input, summed
                 by BLAS (no columns), for stride 1 without groups: the forward, the input gradient
                 (a forward of grad_out) and the weight gradient
-    "winograd"  Winograd F(4x4, 3x3) and F(2x2, 5x5) for 2-D 3x3 and 5x5 kernels with stride 1,
-                dilation 1 and no groups: the forward and the input gradient (the weight gradient
-                uses im2col)
+    "winograd"  Winograd F(4x4, 3x3) and F(2x2, 5x5) for 3x3 and 5x5 kernels (2-D, or the planes
+                of 3-D ones) with stride 1, dilation 1 and no groups: the forward, the input gradient,
+                and the weight gradient from the transformed input a training forward kept (else
+                im2col's)
     "im2col"    im2col + one GEMM per chunk: every convolution
 
 A pass is "forward" or "backward" (the input and weight gradients; the transposed convolution's
@@ -78,9 +79,10 @@ def _winograd_pays(x_shape, w, out, min_tiles=_WINOGRAD_MIN_TILES, max_waste=1.2
     if w.shape[-1] != 3:
         return False
     m = _winograd.TILE[3]
-    tiles = [-(-o // m) for o in out]
-    waste = (tiles[0] * tiles[1] * m * m) / max(1, out[0] * out[1])
-    return x_shape[1] >= 16 and x_shape[0] * tiles[0] * tiles[1] >= min_tiles and waste <= max_waste
+    tiles = [-(-o // m) for o in out[-2:]]
+    waste = (tiles[0] * tiles[1] * m * m) / max(1, out[-2] * out[-1])
+    return (x_shape[1] >= 16 and x_shape[0] * math.prod(out[:-2]) * tiles[0] * tiles[1] >= min_tiles
+            and waste <= max_waste)
 
 
 def _winograd_first(pass_, x_shape, w, out, cached):
@@ -119,17 +121,35 @@ def _implicit_pays(depth, filters, positions, w):
             and positions >= _IMPLICIT_MIN_POSITIONS and math.prod(w.shape[2:]) > 1 and _blas.direct_gemm(w.dtype))
 
 
+# A training forward (one that keeps what the weight gradient needs), forward + both gradients, batch 8
+# unless said, ms, im2col's kept columns vs Winograd's kept transformed input: 3x3 64->64 at 56x56 41.1 vs 33.6
+# (the weight gradient 11.3 vs 6.9), 128->128 at 28x28 28.4 vs 21.6, 256->256 at 14x14 26.1 vs 23.9, 32->32 at
+# 56x56 18.1 vs 15.8, 3x3x3 16->32 at 16x32x32, batch 2, 31.8 vs 27.3; but 512->512 at 7x7 28.6 vs 44.3 (the
+# weight's transforms, 38 MB each way) and 5x5 32->64 at 14x14, batch 64, 31.7 vs 37.8 (F(2x2, 5x5)).
+_WINOGRAD_KEEP_MAX_WEIGHT = 256 * 256
+
+
+def _winograd_keeps(x_shape, w, out):
+    """A training forward takes Winograd, keeping its transformed input for the weight gradient, for
+    3x3 kernels (2-D, or 3-D with 3x3 planes) where _winograd_pays and the weight is at most
+    _WINOGRAD_KEEP_MAX_WEIGHT."""
+    return w.shape[0] * w.shape[1] <= _WINOGRAD_KEEP_MAX_WEIGHT and _winograd_pays(x_shape, w, out)
+
+
 def heuristic(pass_, x_shape, w, stride, pads, dilation, groups, out, keep=False, cands=None, cached=False):
     """The default choice among ``cands`` (default: the applicable algorithms). A forward that keeps
-    its columns for the weight gradient (autograd) stays on im2col: Winograd or implicit GEMM would
-    save the forward's columns but the backward would then have to make them. A backward chosen as
-    implicit computes the input gradient that way and the weight gradient with im2col's columns.
-    ``cached``: the forward's weight transforms are kept between calls (see _weights)."""
+    what the weight gradient needs (autograd) takes Winograd where its kept transformed input makes the
+    weight gradient cheaper (_winograd_keeps), else im2col: implicit GEMM would save the forward's
+    columns but the backward would then have to make them. A backward chosen as implicit computes the
+    input gradient that way and the weight gradient with im2col's columns. Winograd runs 3-D kernels
+    only in training forwards (elsewhere it was measured no faster). ``cached``: the forward's weight
+    transforms are kept between calls (see _weights)."""
     cands = applicable(x_shape, w, stride, pads, dilation, groups) if cands is None else cands
-    if not keep and "winograd" in cands and _winograd_first(pass_, x_shape, w, out, cached):
+    if "winograd" in cands and (_winograd_keeps(x_shape, w, out) if keep else
+                                w.ndim == 4 and _winograd_first(pass_, x_shape, w, out, cached)):
         return "winograd"      # wide layers: the transforms are shared by many channels
     for alg in cands:
-        if alg == "winograd" and (keep or not _winograd_pays(x_shape, w, out)):
+        if alg == "winograd" and (keep or w.ndim != 4 or not _winograd_pays(x_shape, w, out)):
             continue
         if alg == "implicit" and (keep or not (
                 _implicit_pays(w.shape[1], w.shape[0], x_shape[0] * math.prod(out), w) if pass_ == "forward" else

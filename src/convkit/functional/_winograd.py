@@ -1,5 +1,6 @@
-"""Winograd convolution F(m x m, r x r) for 2-D, stride-1, dilation-1 convolutions without groups:
-F(4x4, 3x3) for 3x3 kernels and F(2x2, 5x5) for 5x5 ones.
+"""Winograd convolution F(m x m, r x r) for stride-1, dilation-1 convolutions without groups:
+F(4x4, 3x3) for 3x3 kernels and F(2x2, 5x5) for 5x5 ones, 2-D, or 3-D over the last two dims with
+the depth taps summed in the products (see :func:`forward`).
 
 Lavin and Gray (2016), "Fast Algorithms for Convolutional Neural Networks". Each m x m tile
 of the output is computed from the a x a input tile d that it reads (a = m + r - 1 points):
@@ -19,7 +20,9 @@ copies (gather the overlapping input tiles, scatter the output tiles), nothing e
 The matrices come from the Toom-Cook construction (:func:`matrices`) at the points 0, +-1, +-2
 and infinity; float32 results stay within a few 1e-6 relative of the float64 reference.
 The input gradient of a stride-1 convolution is itself one (a full correlation of grad_out with
-the kernel rotated 180 degrees and its channel axes swapped), so the same code serves both.
+the kernel rotated 180 degrees and its channel axes swapped), so the same code serves both. The
+weight gradient runs the forward's products backwards on the transformed input the forward kept
+(:func:`weight_grad`).
 """
 from __future__ import annotations
 
@@ -44,9 +47,10 @@ TILE = {3: 4, 5: 2}    # output tile per kernel size
 
 
 def applicable(w, stride, dilation, groups):
-    """A 2-D 3x3 or 5x5 kernel, stride 1, dilation 1, no groups."""
-    return w.ndim == 4 and w.shape[2] == w.shape[3] and w.shape[2] in TILE and tuple(stride) == (1, 1) \
-        and tuple(dilation) == (1, 1) and groups == 1
+    """A 2-D 3x3 or 5x5 kernel, or a 3-D one of any depth whose last two dims are 3x3 or 5x5; stride 1,
+    dilation 1, no groups."""
+    return w.ndim in (4, 5) and w.shape[-2] == w.shape[-1] and w.shape[-1] in TILE and all(s == 1 for s in stride) \
+        and all(d == 1 for d in dilation) and groups == 1
 
 
 def _solve(matrix):
@@ -173,48 +177,121 @@ def _gather_rows(xp, a, m, th, tw, out):
     return out
 
 
-def forward(x, w, pads, out, bias=None, m=None, weights=None):
-    """y (N, K, *out) = conv2d(x, w) for x (N, C, H, W), w (K, C, r, r), zero padding ``pads``
-    ((lo, hi), (lo, hi)), stride 1; a bias (K,) is added to the products at the transform point whose
-    outputs are all ones, so that no pass over y adds it.
-    ``weights`` (a WeightCache of w) keeps the transformed weight U."""
+def forward(x, w, pads, out, bias=None, m=None, weights=None, keep=False):
+    """y (N, K, *out) = conv(x, w) for x (N, C, H, W), w (K, C, r, r), or x (N, C, D, H, W), w (K, C, kd, r, r),
+    zero padding ``pads`` (a (lo, hi) pair per spatial dim), stride 1. A bias (K,) is added to the products at
+    the transform point whose outputs are all ones, so that no pass over y adds it. ``weights`` (a WeightCache
+    of w) keeps the transformed weight U. With ``keep`` returns (y, :class:`Kept`), the transformed input for
+    :func:`weight_grad`, or (y, None) when the batch took several chunks.
+
+    A 3-D kernel is Winograd over its last two dims with the depth taps summed in the products: each
+    (sample, depth) plane is transformed once, V (a*a, C, Dp, T2), and the kd depth-shifted copies of V
+    are stacked, (a*a, kd*C, OD*N*T2), so that every transform point is still one product
+    M[p] (K, OD*N*T2) = U[p] (K, kd*C) @ Vs[p]; a 2-D kernel is the case kd = 1, D = 1.
+    """
+    if x.ndim == 4:
+        res = forward(x[:, :, None], w[:, :, None], ((0, 0),) + tuple(pads), (1,) + tuple(out), bias, m, weights, keep)
+        y, kept = res if keep else (res, None)
+        y = y.reshape(y.shape[:2] + y.shape[3:])
+        return (y, kept) if keep else y
     n_, c = x.shape[:2]
-    k, r = w.shape[0], w.shape[-1]
+    k, kd, r = w.shape[0], w.shape[2], w.shape[-1]
     m = m or TILE[r]
     a = m + r - 1
-    oh, ow = out
+    od, oh, ow = out
+    dp = od + kd - 1
     th, tw = -(-oh // m), -(-ow // m)
-    size = ((th - 1) * m + a, (tw - 1) * m + a)
+    t2 = th * tw
+    size = (dp, (th - 1) * m + a, (tw - 1) * m + a)
     at2, g2, bt2 = transforms(r, x.dtype, m)
-    u = derived(weights, ("winograd", m), lambda: (g2 @ w.reshape(k * c, r * r).T).reshape(a * a, k, c))  # U[p] (K, C)
-    y = np.empty((n_, k, oh, ow), dtype=x.dtype)
-    per_sample = x.itemsize * (c * math.prod(size) + th * tw * (2 * a * a * c + a * a * k + 2 * m * m * k))
+    u = derived(weights, ("winograd", m), lambda: (g2 @ w.transpose(0, 2, 1, 3, 4).reshape(k * kd * c, r * r).T)
+                .reshape(a * a, k, kd * c))                                   # U[p] (K, kd*C), taps (kd, C)
+    y = np.empty((n_, k) + tuple(out), dtype=x.dtype)
+    stacked = kd * a * a * c * od if kd > 1 else 0
+    per_sample = x.itemsize * (c * math.prod(size) + t2 * (2 * a * a * c * dp + stacked + od * (a * a * k + 2 * m * m * k)))
     step = max(1, min(n_, get_workspace_limit() // max(per_sample, 1)))
+    kept = keep and step == n_        # several chunks: nothing kept (the weight gradient makes its own columns)
     for n0 in range(0, n_, step):
         n1 = min(n_, n0 + step)
-        nb, t = n1 - n0, (n1 - n0) * th * tw
+        nb = n1 - n0
+        nt = nb * t2
         xp = _place(x[n0:n1], pads, size)
-        v = scratch("winograd_v", (a * a, c * t), x.dtype)
+        planes = xp.reshape((nb, c * dp) + size[1:])                       # every (channel, depth) a plane
+        # a V that is kept is fresh memory; temporaries are scratch buffers (no fresh pages to fault in)
+        v = np.empty((a * a, c * dp * nt), x.dtype) if kept and kd == 1 else scratch("winograd_v", (a * a, c * dp * nt),
+                                                                                     x.dtype)
         if tw < _ROW_GATHER_MAX_TW and v.nbytes >= _THREADED_COPY_BYTES:
             # narrow planes: tiles gathered whole, (c, n, th, tw, a, a), and transformed as a transposed operand
-            d = _gather_rows(xp, a, m, th, tw, scratch("winograd_d", (c, nb, th, tw, a, a), x.dtype))
-            np.matmul(bt2, d.reshape(c * t, a * a).T, out=v)
+            d = _gather_rows(planes, a, m, th, tw, scratch("winograd_d", (c * dp, nb, th, tw, a, a), x.dtype))
+            np.matmul(bt2, d.reshape(c * dp * nt, a * a).T, out=v)
         else:
-            s = xp.strides
-            tiles = as_strided(xp, (a, a, c, nb, th, tw), (s[2], s[3], s[1], s[0], m * s[2], m * s[3]),
+            s = planes.strides
+            tiles = as_strided(planes, (a, a, c * dp, nb, th, tw), (s[2], s[3], s[1], s[0], m * s[2], m * s[3]),
                                writeable=False)
-            # temporaries on scratch buffers: the same pages every call, no fresh ones to fault in
-            d = _gather(tiles, scratch("winograd_d", tiles.shape, x.dtype)).reshape(a * a, c * t)  # vec(d)
+            d = _gather(tiles, scratch("winograd_d", tiles.shape, x.dtype)).reshape(a * a, c * dp * nt)  # vec(d)
             np.matmul(bt2, d, out=v)
-        v = v.reshape(a * a, c, t)   # V[p] (C, T)
-        prod = np.matmul(u, v, out=scratch("winograd_m", (a * a, k, t), x.dtype))  # M[p] (K, T)
+        if kd == 1:
+            vs = v.reshape(a * a, c, od * nt)                                # V[p] (C, OD*T)
+        else:   # the depth taps side by side: Vs[p] (kd*C, OD*N*T2), rows (kd, C), columns (d, n, th, tw)
+            v = v.reshape(a * a, c, dp, nt)
+            vs = (np.empty((a * a, kd, c, od * nt), x.dtype) if kept else
+                  scratch("winograd_vs", (a * a, kd, c, od * nt), x.dtype))
+            for j in range(kd):
+                vs[:, j] = v[:, :, j:j + od].reshape(a * a, c, od * nt)
+            vs = vs.reshape(a * a, kd * c, od * nt)
+        prod = np.matmul(u, vs, out=scratch("winograd_m", (a * a, k, od * nt), x.dtype))  # M[p] (K, OD*T)
         if bias is not None:   # A^T's column at the point 1 is all ones: a bias there reaches every output
             prod[_ones_point(m, r)] += bias[:, None]
         # the output transform with the operands swapped, (K*T, a*a) @ (a*a, m*m): each tile's m*m outputs
         # come out together, rows of m contiguous values, which _scatter moves as single elements
-        yt = np.matmul(prod.reshape(a * a, k * t).T, at2.T, out=scratch("winograd_y", (k * t, m * m), x.dtype))
-        _scatter(yt.reshape(k, nb, th, tw, m, m), y[n0:n1])
-    return y
+        yt = np.matmul(prod.reshape(a * a, -1).T, at2.T, out=scratch("winograd_y", (k * od * nt, m * m), x.dtype))
+        _scatter(yt.reshape(k * od, nb, th, tw, m, m), y[n0:n1].reshape(nb, k * od, oh, ow))
+    if not keep:
+        return y
+    return y, (Kept(vs, m, r, kd, (th, tw)) if kept else None)
+
+
+class Kept:
+    """A forward's transformed input, kept for :func:`weight_grad`: Vs (a*a, kd*C, OD*N*T2) (see
+    :func:`forward`), the tile size m, the kernel size r and depth kd, and the tile grid (th, tw)."""
+
+    def __init__(self, vs, m, r, kd, grid):
+        self.vs, self.m, self.r, self.kd, self.grid = vs, m, r, kd, grid
+
+
+def weight_grad(kept, g):
+    """Gradient wrt w of the forward that kept ``kept``, given g = dL/dy (N, K, *out): the forward's
+    products run backwards. With M[p] = U[p] @ Vs[p], Y = A^T M and U = G w,
+
+        dM = A dY (each output tile's gradient through the output transform's adjoint)
+        dU[p] (K, kd*C) = dM[p] (K, OD*T) @ Vs[p]^T
+        dW = G^T dU
+
+    so the input's transform is the forward's, and the products are as small as the forward's (F(3x3, 4x4)
+    for the weight of a 3x3 kernel). Outputs the forward cropped off the last tiles have no gradient: g
+    is zero there."""
+    vs, m, r, kd = kept.vs, kept.m, kept.r, kept.kd
+    th, tw = kept.grid
+    a = m + r - 1
+    planar = g.ndim == 4
+    n_, k = g.shape[:2]
+    oh, ow = g.shape[-2:]
+    kod = k * math.prod(g.shape[2:-2])                 # K * OD
+    at2, g2, _ = transforms(r, g.dtype, m)
+    gp = np.ascontiguousarray(g).reshape(n_, kod, oh, ow)
+    if (oh, ow) != (th * m, tw * m):                   # whole tiles, zero beyond the output
+        gp = place(scratch("winograd_full", (n_, kod, th * m, tw * m), g.dtype),
+                   (slice(None), slice(None), slice(0, oh), slice(0, ow)), gp)
+    # each tile's m x m values together, (K*OD, N, th, tw, m, m), a tile row of m values copied as one element
+    tiles = scratch("winograd_y", (kod, n_, th, tw, m, m), g.dtype)
+    src = _rows(_split(gp, (n_, kod, th, m, tw, m)), m).transpose(1, 0, 2, 4, 3)
+    _copy(src, 0, out=_rows(tiles, m))
+    dm = np.matmul(at2.T, tiles.reshape(-1, m * m).T, out=scratch("winograd_m", (a * a, tiles.size // (m * m)),
+                                                                   g.dtype))
+    du = np.matmul(dm.reshape(a * a, k, -1), vs.transpose(0, 2, 1))           # (a*a, K, kd*C)
+    c = du.shape[2] // kd
+    dw = (g2.T @ du.reshape(a * a, -1)).reshape(r, r, k, kd, c).transpose(2, 4, 3, 0, 1)
+    return np.ascontiguousarray(dw[:, :, 0] if planar else dw)
 
 
 @functools.lru_cache(maxsize=None)
@@ -257,11 +334,12 @@ def _scatter(yt, y):
 
 
 def input_grad(g, w, input_shape, pads, m=None):
-    """Gradient wrt x (N, C, *input_shape) of y = conv2d(x, w, pads) with stride 1: the correlation of
-    g (N, K, OH, OW), padded by (r-1 - lo, r-1 - hi), with the rotated kernel w[:, :, ::-1, ::-1] of
-    channel axes swapped."""
-    w_rot = np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
-    return forward(g, w_rot, full_correlation_padding(w.shape[2:], (1, 1), pads), tuple(input_shape), m=m)
+    """Gradient wrt x (N, C, *input_shape) of y = conv(x, w, pads) with stride 1: the correlation of
+    g (N, K, *out), padded by (k-1 - lo, k-1 - hi) per dim, with the kernel rotated 180 degrees in every
+    spatial dim and its channel axes swapped."""
+    nd = w.ndim - 2
+    w_rot = np.ascontiguousarray(np.flip(w, tuple(range(2, 2 + nd))).swapaxes(0, 1))
+    return forward(g, w_rot, full_correlation_padding(w.shape[2:], (1,) * nd, pads), tuple(input_shape), m=m)
 
 
 # Copies smaller than this run on the calling thread: handing them to the pool costs more than it saves

@@ -393,7 +393,8 @@ def conv_algorithms(x_shape, weight_shape, stride=1, padding=0, dilation=1, grou
 
     Returns ``{"applicable": [...], "forward": name, "forward_autograd": name, "forward_fixed_weight":
     name, "backward": name}`` ("forward_autograd" is the forward of a Tensor that will need the weight
-    gradient: it keeps im2col columns for the backward; "forward_fixed_weight" that of a weight that
+    gradient: it keeps what the weight gradient needs, Winograd's transformed input or im2col's columns;
+    "forward_fixed_weight" that of a weight that
     never changes, an ONNX session's, whose transforms are made once and kept). In autotune mode
     (:func:`set_autotune`) the choice is measured instead, on the first call of each shape.
 
@@ -402,6 +403,8 @@ def conv_algorithms(x_shape, weight_shape, stride=1, padding=0, dilation=1, grou
     >>> conv_algorithms((8, 512, 7, 7), (512, 512, 3, 3), padding=1)["forward"]
     'im2col'
     >>> conv_algorithms((8, 512, 7, 7), (512, 512, 3, 3), padding=1)["forward_fixed_weight"]
+    'winograd'
+    >>> conv_algorithms((8, 64, 56, 56), (64, 64, 3, 3), padding=1)["forward_autograd"]
     'winograd'
     >>> conv_algorithms((8, 144, 56, 56), (144, 1, 3, 3), padding=1, groups=144)["applicable"]
     ['direct', 'im2col']
