@@ -1,9 +1,10 @@
 """Layer suite: convkit vs PyTorch CPU, forward + grad_x + grad_w, interleaved.
 
     python benchmarks/conv_suite.py [--repeats 7] [--threads 2] [--dtype float32] [--only NAME]
-                                    [--autotune] [--both-coretypes] [--floor]
+                                    [--autotune] [--both-coretypes] [--floor] [--functional]
 
-Each repeat times convkit then PyTorch on the same layer, so both see the
+Each repeat times convkit then PyTorch on the same layer, both through autograd (a forward that
+keeps what its backward needs, then the backward), so both see the
 same machine load, with a pause before each so that neither runs beside the
 other's still-spinning threads; the table reports medians, the ratio convkit/PyTorch
 (< 1 is faster), GFLOP/s counted as direct convolution (2 * MACs per pass,
@@ -11,6 +12,9 @@ three passes) and as a share of the measured SGEMM ceiling (a 2048^3
 float32 matrix product through NumPy), the algorithms convkit chose
 (forward/backward), and convkit's peak extra memory (tracemalloc) for one
 forward+backward. PyTorch is optional: without it only convkit is timed.
+
+--functional times convkit through F.conv and F.conv_vjp instead (the suite's method until
+session 11): the forward keeps nothing, so the backward makes its columns anew.
 
 --floor also times, in the same interleaved repeats, each layer's matrix products alone
 (benchmarks/_floor.py): forward, input and weight gradient, each in the fastest of the forms
@@ -85,16 +89,30 @@ def make(case, dtype, rng):
     return x, w, kw
 
 
-def convkit_step(kind, x, w, kw):
+def convkit_step(kind, x, w, kw, functional=False):
+    """One forward + backward of convkit, through autograd like PyTorch's step (the forward keeps what
+    its backward needs: im2col's columns, Winograd's transformed input, max pool's indices), or with
+    ``functional`` through F.conv and F.conv_vjp (the backward makes everything anew)."""
+    if functional:
+        if kind == "conv":
+            y = F.conv(x, w, None, **kw)
+            F.conv_vjp(np.ones_like(y), x, w, None, **kw)
+        elif kind == "convT":
+            y = F.conv_transpose(x, w, None, **kw)
+            F.conv_transpose_vjp(np.ones_like(y), x, w, None, **kw)
+        else:  # like PyTorch, keep the forward's indices for the backward
+            y, idx = F.max_pool(x, **kw, return_indices=True)
+            F.max_pool_vjp(np.ones_like(y), x, **kw, indices=idx)
+        return
+    tx = convkit.Tensor(x, requires_grad=True)
+    tw = None if w is None else convkit.Tensor(w, requires_grad=True)
     if kind == "conv":
-        y = F.conv(x, w, None, **kw)
-        F.conv_vjp(np.ones_like(y), x, w, None, **kw)
+        y = F.conv(tx, tw, None, **kw)
     elif kind == "convT":
-        y = F.conv_transpose(x, w, None, **kw)
-        F.conv_transpose_vjp(np.ones_like(y), x, w, None, **kw)
-    else:  # like PyTorch, keep the forward's indices for the backward
-        y, idx = F.max_pool(x, **kw, return_indices=True)
-        F.max_pool_vjp(np.ones_like(y), x, **kw, indices=idx)
+        y = F.conv_transpose(tx, tw, None, **kw)
+    else:
+        y = F.max_pool(tx, **kw)
+    y.backward(np.ones(y.shape, y.dtype))
 
 
 def torch_step(kind, x, w, kw, nd):
@@ -136,14 +154,14 @@ def _timed(fn):
     return time.perf_counter() - t0
 
 
-def algorithms(case, x, w, kw):
+def algorithms(case, x, w, kw, functional=False):
     """convkit's choice, forward/backward (for a transposed conv: of the conv it is the gradient of)."""
     name, kind = case[:2]
     if kind == "maxpool":
         return "-"
     if kind == "conv":
         a = F.conv_algorithms(x.shape, w.shape, **kw)
-        return f"{a['forward']}/{a['backward']}"
+        return f"{a['forward' if functional else 'forward_autograd']}/{a['backward']}"
     y = F.conv_transpose(x[:1], w, None, **kw)
     a = F.conv_algorithms((x.shape[0],) + y.shape[1:], w.shape, **kw)
     return f"{a['backward']}/{a['forward']}"
@@ -184,6 +202,8 @@ def main(argv=None):
     ap.add_argument("--only", default=None, help="run the layers whose name contains this")
     ap.add_argument("--autotune", action="store_true", help="let convkit measure its algorithms per shape")
     ap.add_argument("--floor", action="store_true", help="also time each layer's matrix products alone")
+    ap.add_argument("--functional", action="store_true",
+                    help="time convkit through F.conv + F.conv_vjp instead of autograd")
     ap.add_argument("--both-coretypes", action="store_true",
                     help="then run again in a fresh process with the other OpenBLAS core type")
     args = ap.parse_args(argv)
@@ -196,7 +216,8 @@ def main(argv=None):
     ceiling = sgemm_ceiling()
     print(f"convkit conv suite, {args.dtype}, {args.repeats} repeats, torch "
           f"{torch.__version__ if torch else 'absent'} at {args.threads} threads"
-          + (", autotune" if args.autotune else ""))
+          + (", autotune" if args.autotune else "") + (", convkit functional" if args.functional else
+                                                         ", both through autograd"))
     print(f"OpenBLAS core type {core}"
           + (f" (OPENBLAS_CORETYPE={os.environ['OPENBLAS_CORETYPE']})" if os.environ.get("OPENBLAS_CORETYPE") else
              " (default)") + f"; SGEMM ceiling {ceiling:.0f} GFLOP/s (2048^3, float32, NumPy)")
@@ -213,7 +234,7 @@ def main(argv=None):
         tx = torch.from_numpy(x) if torch else None
         tw = torch.from_numpy(w) if (torch and w is not None) else None
         floor, forms = layer_floor(case, x, w, kw, rng) if args.floor else (None, "-")
-        runs = {"ours": lambda: convkit_step(kind, x, w, kw)}
+        runs = {"ours": lambda: convkit_step(kind, x, w, kw, args.functional)}
         if torch:
             runs["theirs"] = lambda: torch_step(kind, tx.detach(), None if tw is None else tw.detach(), kw, nd)
         for fn in list(runs.values()):
@@ -222,7 +243,7 @@ def main(argv=None):
             runs["floor"] = floor
         times = interleaved(runs, args.repeats)
         ours, theirs, floors = times["ours"], times.get("theirs", []), times.get("floor", [])
-        mem = peak_memory(lambda: convkit_step(kind, x, w, kw)) / 2**20
+        mem = peak_memory(lambda: convkit_step(kind, x, w, kw, args.functional)) / 2**20
         if kind == "conv":
             y_shape = F.conv(x[:1], w, None, **kw).shape
         else:
@@ -230,7 +251,7 @@ def main(argv=None):
         fl = flops(case, x.shape, y_shape)
         m_ours = statistics.median(ours)
         gf = f"{fl / m_ours / 1e9:8.1f} {100 * fl / m_ours / 1e9 / ceiling:5.0f}%" if fl else f"{'-':>8s} {'-':>6s}"
-        alg = algorithms(case, x, w, kw)
+        alg = algorithms(case, x, w, kw, args.functional)
         m_t = statistics.median(theirs) if torch else None
         fl_cols = ""
         if args.floor:

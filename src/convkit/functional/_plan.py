@@ -131,9 +131,11 @@ _WINOGRAD_KEEP_MAX_WEIGHT = 256 * 256
 
 def _winograd_keeps(x_shape, w, out):
     """A training forward takes Winograd, keeping its transformed input for the weight gradient, for
-    3x3 kernels (2-D, or 3-D with 3x3 planes) where _winograd_pays and the weight is at most
+    3x3 kernels (2-D, or 3-D with 3x3 planes) where _winograd_pays (with up to 35% of the tiles' outputs
+    cropped: 256->256 at 14x14 is 16 tiles of 4x4 over 14x14) and the weight is at most
     _WINOGRAD_KEEP_MAX_WEIGHT."""
-    return w.shape[0] * w.shape[1] <= _WINOGRAD_KEEP_MAX_WEIGHT and _winograd_pays(x_shape, w, out)
+    return (w.shape[0] * w.shape[1] <= _WINOGRAD_KEEP_MAX_WEIGHT
+            and _winograd_pays(x_shape, w, out, max_waste=_WINOGRAD_FIRST_MAX_WASTE))
 
 
 def heuristic(pass_, x_shape, w, stride, pads, dilation, groups, out, keep=False, cands=None, cached=False):
