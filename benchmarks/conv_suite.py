@@ -92,18 +92,18 @@ def make(case, dtype, rng):
 def convkit_step(kind, x, w, kw, functional=False):
     """One forward + backward of convkit, through autograd like PyTorch's step (the forward keeps what
     its backward needs: im2col's columns, Winograd's transformed input, max pool's indices), or with
-    ``functional`` through F.conv and F.conv_vjp (the backward makes everything anew)."""
+    ``functional`` through F.conv and F.conv_vjp (the backward makes everything anew). Returns the
+    output and the gradients (of x, and of w for a convolution) of a sum of the outputs."""
     if functional:
         if kind == "conv":
             y = F.conv(x, w, None, **kw)
-            F.conv_vjp(np.ones_like(y), x, w, None, **kw)
-        elif kind == "convT":
+            return (y,) + tuple(F.conv_vjp(np.ones_like(y), x, w, None, **kw)[:2])
+        if kind == "convT":
             y = F.conv_transpose(x, w, None, **kw)
-            F.conv_transpose_vjp(np.ones_like(y), x, w, None, **kw)
-        else:  # like PyTorch, keep the forward's indices for the backward
-            y, idx = F.max_pool(x, **kw, return_indices=True)
-            F.max_pool_vjp(np.ones_like(y), x, **kw, indices=idx)
-        return
+            return (y,) + tuple(F.conv_transpose_vjp(np.ones_like(y), x, w, None, **kw)[:2])
+        # like PyTorch, keep the forward's indices for the backward
+        y, idx = F.max_pool(x, **kw, return_indices=True)
+        return y, F.max_pool_vjp(np.ones_like(y), x, **kw, indices=idx)
     tx = convkit.Tensor(x, requires_grad=True)
     tw = None if w is None else convkit.Tensor(w, requires_grad=True)
     if kind == "conv":
@@ -113,6 +113,7 @@ def convkit_step(kind, x, w, kw, functional=False):
     else:
         y = F.max_pool(tx, **kw)
     y.backward(np.ones(y.shape, y.dtype))
+    return (y.data, tx.grad.data) + (() if tw is None else (tw.grad.data,))
 
 
 def torch_step(kind, x, w, kw, nd):

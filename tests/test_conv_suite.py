@@ -62,3 +62,21 @@ def test_winograd_forms_have_the_tile_counts_of_their_passes(suite):
     assert passes["forward"]["Winograd multiply"]().shape == (36, 16, 18)
     assert passes["grad_x"]["Winograd multiply"]().shape == (36, 8, 18)
     assert passes["grad_w"]["Winograd multiply"]().shape == (36, 16, 8)
+
+
+@pytest.mark.parametrize("case", [
+    _case("conv", 4, 16, 16, (24, 24), 3, 1, 1, 1, 1),        # a training forward that keeps Winograd's input
+    _case("conv", 2, 8, 16, (6, 8, 8), 3, 1, 1, 1, 1),
+    _case("convT", 2, 16, 8, (6, 6), 4, 2, 1, 1, 1),
+    _case("maxpool", 2, 8, 8, (12, 12), 3, 2, 1, 1, 1),
+])
+def test_the_autograd_step_agrees_with_the_functional_one(suite, case):
+    """The suite times convkit through autograd (like PyTorch's step) or, with --functional, through F.conv
+    and F.conv_vjp: both give the same output and gradients."""
+    x, w, kw = suite.make(case, np.float64, np.random.default_rng(0))
+    if case[6] == 3 and len(case[5]) == 2:
+        assert suite.F.conv_algorithms(x.shape, w.shape, **kw)["forward_autograd"] == "winograd"
+    taped, functional = suite.convkit_step(case[1], x, w, kw), suite.convkit_step(case[1], x, w, kw, True)
+    assert len(taped) == len(functional) == (2 if case[1] == "maxpool" else 3)
+    for a, e in zip(taped, functional):
+        np.testing.assert_allclose(a, e, rtol=1e-10, atol=1e-10)

@@ -219,14 +219,16 @@ def _conv_taped(name, x, weight, bias=None, stride=1, padding=0, dilation=1, gro
                 data_format="channels_first", algorithm=None, need_w=True):
     """conv (or its alias ``name``) for autograd: (y, tape); ``_conv_taped_vjp(g, tape, mask)`` is conv_vjp.
 
-    When grad_weight will be wanted (need_w) the tape keeps the forward's im2col columns, if the
-    batch took one chunk (so they fit in the workspace), and the backward skips making them again.
+    When grad_weight will be wanted (need_w) the tape keeps what the forward made that the weight
+    gradient needs (im2col's columns or Winograd's transformed input), if the batch took one chunk (so
+    it fits in the workspace), and the backward skips making it again.
     """
     n = int(name[-2]) if name[-1] == "d" else None
     spec, x, weight, bias = _conv_spec("conv", x, weight, bias, stride, padding, dilation, groups,
                                        padding_mode, data_format, n_expected=n, algorithm=algorithm)
-    y, cols = _conv_forward(x, weight, bias, spec, keep=True)
-    return _finish(y, spec), (spec, x, weight, bias, cols if need_w else None)
+    # a forward that keeps nothing (no weight gradient wanted) chooses its algorithm as an inference forward
+    y, cols = _conv_forward(x, weight, bias, spec, keep=True) if need_w else (_conv_forward(x, weight, bias, spec), None)
+    return _finish(y, spec), (spec, x, weight, bias, cols)
 
 
 def _conv_taped_vjp(grad_out, tape, output_mask=(True, True, True)):
