@@ -208,7 +208,8 @@ def forward(x, w, pads, out, bias=None, m=None, weights=None, keep=False):
                 .reshape(a * a, k, kd * c))                                   # U[p] (K, kd*C), taps (kd, C)
     y = np.empty((n_, k) + tuple(out), dtype=x.dtype)
     stacked = kd * a * a * c * od if kd > 1 else 0
-    per_sample = x.itemsize * (c * math.prod(size) + t2 * (2 * a * a * c * dp + stacked + od * (a * a * k + 2 * m * m * k)))
+    per_sample = x.itemsize * (c * math.prod(size)
+                               + t2 * (2 * a * a * c * dp + stacked + od * (a * a * k + 2 * m * m * k)))
     step = max(1, min(n_, get_workspace_limit() // max(per_sample, 1)))
     kept = keep and step == n_        # several chunks: nothing kept (the weight gradient makes its own columns)
     for n0 in range(0, n_, step):
@@ -218,8 +219,8 @@ def forward(x, w, pads, out, bias=None, m=None, weights=None, keep=False):
         xp = _place(x[n0:n1], pads, size)
         planes = xp.reshape((nb, c * dp) + size[1:])                       # every (channel, depth) a plane
         # a V that is kept is fresh memory; temporaries are scratch buffers (no fresh pages to fault in)
-        v = np.empty((a * a, c * dp * nt), x.dtype) if kept and kd == 1 else scratch("winograd_v", (a * a, c * dp * nt),
-                                                                                     x.dtype)
+        v = (np.empty((a * a, c * dp * nt), x.dtype) if kept and kd == 1 else
+             scratch("winograd_v", (a * a, c * dp * nt), x.dtype))
         if tw < _ROW_GATHER_MAX_TW and v.nbytes >= _THREADED_COPY_BYTES:
             # narrow planes: tiles gathered whole, (c, n, th, tw, a, a), and transformed as a transposed operand
             d = _gather_rows(planes, a, m, th, tw, scratch("winograd_d", (c * dp, nb, th, tw, a, a), x.dtype))

@@ -227,7 +227,10 @@ def _conv_taped(name, x, weight, bias=None, stride=1, padding=0, dilation=1, gro
     spec, x, weight, bias = _conv_spec("conv", x, weight, bias, stride, padding, dilation, groups,
                                        padding_mode, data_format, n_expected=n, algorithm=algorithm)
     # a forward that keeps nothing (no weight gradient wanted) chooses its algorithm as an inference forward
-    y, cols = _conv_forward(x, weight, bias, spec, keep=True) if need_w else (_conv_forward(x, weight, bias, spec), None)
+    if need_w:
+        y, cols = _conv_forward(x, weight, bias, spec, keep=True)
+    else:
+        y, cols = _conv_forward(x, weight, bias, spec), None
     return _finish(y, spec), (spec, x, weight, bias, cols)
 
 
