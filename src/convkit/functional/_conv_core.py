@@ -31,7 +31,7 @@ from .._scratch import place, scratch
 from ..shapes import full_correlation_padding, padded_shape
 from . import _depthwise, _implicit, _plan, _winograd
 from ._im2col import _parts, col2im_add, col2im_cl_add, im2col, im2col_cl, im2col_fold, plan_chunks, row_span
-from ._weights import derived
+from ._weights import derived, rotated as _rotated
 from .padding import pad_nd
 
 
@@ -368,12 +368,6 @@ def _pointwise_backward(x, w, g, stride, need_x, need_w):
     return gx, (gw.reshape(w.shape) if need_w else None)
 
 
-def _rotated(w):
-    """The kernel rotated 180 degrees with its channel axes swapped: (C, K, *kernel)."""
-    flip = (slice(None), slice(None)) + (slice(None, None, -1),) * (w.ndim - 2)
-    return np.ascontiguousarray(w[flip].swapaxes(0, 1))
-
-
 def _input_grad_by_forward(x, w, g, stride, pads, dilation, groups):
     """With stride 1 the input gradient is the forward convolution of g (padded by
     shapes.full_correlation_padding) with the rotated kernel. Measured: when that forward takes folded
@@ -481,7 +475,7 @@ def backward(x, w, g, stride, pads, dilation, groups, need_x=True, need_w=True, 
     """
     if need_w and isinstance(cols, _winograd.Kept):
         gx = backward(x, w, g, stride, pads, dilation, groups, True, False, None, algorithm)[0] if need_x else None
-        return gx, _winograd.weight_grad(cols, g)
+        return gx, _winograd.weight_grad(cols, g, w.shape)
     if isinstance(cols, _winograd.Kept):
         cols = None
 

@@ -9,6 +9,8 @@ session's initializers, which it keeps read-only) hands a :class:`WeightCache` t
 """
 from __future__ import annotations
 
+import numpy as np
+
 
 class WeightCache:
     """The transforms of one weight array, each made on first use and kept (read-only)."""
@@ -35,3 +37,10 @@ class WeightCache:
 def derived(cache, key, make):
     """``make()``, or the copy ``cache`` keeps of it (``cache`` None: nothing is kept)."""
     return make() if cache is None else cache.get(key, make)
+
+
+def rotated(w):
+    """The kernel rotated 180 degrees with its channel axes swapped: (C, K, *kernel), contiguous (the
+    weight of the forward convolution that is a stride-1 input gradient)."""
+    flip = (slice(None), slice(None)) + (slice(None, None, -1),) * (w.ndim - 2)
+    return np.ascontiguousarray(w[flip].swapaxes(0, 1))

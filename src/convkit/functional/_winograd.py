@@ -38,7 +38,7 @@ from .._parallel import num_threads, run_blocks
 from .._scratch import place, scratch
 from ..shapes import full_correlation_padding
 from ._im2col import _parts
-from ._weights import derived
+from ._weights import derived, rotated
 
 # Interpolation points in the order they are used (infinity is added last): F(m, r) takes the
 # first m + r - 2. F(4x4, 3x3) and F(2x2, 5x5) both use 0, +-1, +-2 and infinity.
@@ -249,20 +249,20 @@ def forward(x, w, pads, out, bias=None, m=None, weights=None, keep=False):
         _scatter(yt.reshape(k * od, nb, th, tw, m, m), y[n0:n1].reshape(nb, k * od, oh, ow))
     if not keep:
         return y
-    return y, (Kept(vs, m, r, kd, (th, tw)) if kept else None)
+    return y, (Kept(vs, m) if kept else None)
 
 
 class Kept:
     """A forward's transformed input, kept for :func:`weight_grad`: Vs (a*a, kd*C, OD*N*T2) (see
-    :func:`forward`), the tile size m, the kernel size r and depth kd, and the tile grid (th, tw)."""
+    :func:`forward`) and its tile size m."""
 
-    def __init__(self, vs, m, r, kd, grid):
-        self.vs, self.m, self.r, self.kd, self.grid = vs, m, r, kd, grid
+    def __init__(self, vs, m):
+        self.vs, self.m = vs, m
 
 
-def weight_grad(kept, g):
-    """Gradient wrt w of the forward that kept ``kept``, given g = dL/dy (N, K, *out): the forward's
-    products run backwards. With M[p] = U[p] @ Vs[p], Y = A^T M and U = G w,
+def weight_grad(kept, g, w_shape):
+    """Gradient wrt w (of shape ``w_shape``) of the forward that kept ``kept``, given g = dL/dy (N, K, *out):
+    the forward's products run backwards. With M[p] = U[p] @ Vs[p], Y = A^T M and U = G w,
 
         dM = A dY (each output tile's gradient through the output transform's adjoint)
         dU[p] (K, kd*C) = dM[p] (K, OD*T) @ Vs[p]^T
@@ -271,12 +271,13 @@ def weight_grad(kept, g):
     so the input's transform is the forward's, and the products are as small as the forward's (F(3x3, 4x4)
     for the weight of a 3x3 kernel). Outputs the forward cropped off the last tiles have no gradient: g
     is zero there."""
-    vs, m, r, kd = kept.vs, kept.m, kept.r, kept.kd
-    th, tw = kept.grid
+    vs, m = kept.vs, kept.m
+    r, kd = w_shape[-1], (w_shape[2] if len(w_shape) == 5 else 1)
     a = m + r - 1
     planar = g.ndim == 4
     n_, k = g.shape[:2]
     oh, ow = g.shape[-2:]
+    th, tw = -(-oh // m), -(-ow // m)
     kod = k * math.prod(g.shape[2:-2])                 # K * OD
     at2, g2, _ = transforms(r, g.dtype, m)
     gp = np.ascontiguousarray(g).reshape(n_, kod, oh, ow)
@@ -338,9 +339,8 @@ def input_grad(g, w, input_shape, pads, m=None):
     """Gradient wrt x (N, C, *input_shape) of y = conv(x, w, pads) with stride 1: the correlation of
     g (N, K, *out), padded by (k-1 - lo, k-1 - hi) per dim, with the kernel rotated 180 degrees in every
     spatial dim and its channel axes swapped."""
-    nd = w.ndim - 2
-    w_rot = np.ascontiguousarray(np.flip(w, tuple(range(2, 2 + nd))).swapaxes(0, 1))
-    return forward(g, w_rot, full_correlation_padding(w.shape[2:], (1,) * nd, pads), tuple(input_shape), m=m)
+    return forward(g, rotated(w), full_correlation_padding(w.shape[2:], (1,) * (w.ndim - 2), pads),
+                   tuple(input_shape), m=m)
 
 
 # Copies smaller than this run on the calling thread: handing them to the pool costs more than it saves
