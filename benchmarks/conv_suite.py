@@ -188,6 +188,9 @@ def layer_floor(case, x, w, kw, rng):
 
 
 def peak_memory(fn):
+    """Peak bytes NumPy allocates during fn, counting the buffers convkit reuses between calls (scratch
+    and pooled arrays): they are given back first, so fn makes them anew."""
+    convkit.release_memory()
     tracemalloc.start()
     fn()
     peak = tracemalloc.get_traced_memory()[1]

@@ -69,3 +69,113 @@ def test_place_copies_the_inside_and_zeroes_a_dirty_border():
     expected = np.zeros((2, 4, 5))
     expected[:, 1:3, 2:5] = src
     assert out is a and np.array_equal(a, expected)
+
+
+# ------------------------------------------------------------ pooled arrays (outputs, kept columns)
+
+MB = 1 << 20
+
+
+def _busy():
+    return sum(b.busy for b in _scratch._pool)
+
+
+def test_a_pooled_buffer_is_lent_until_the_last_view_of_its_array_is_gone():
+    import gc
+    _scratch.release_pool()
+    a = _scratch.pooled((512, 1024), np.float32)       # 2 MiB
+    assert a.ctypes.data % 64 == 0 and _busy() == 1
+    views = [a.reshape(-1)[7:], a.T, a[::2].T.reshape(-1), np.asarray(a), memoryview(a)]
+    addr = a.ctypes.data
+    del a
+    gc.collect()
+    for i in range(len(views)):
+        assert _busy() == 1                            # some view still reads the buffer
+        b = _scratch.pooled((512, 1024), np.float32)
+        assert b.ctypes.data != addr and not np.shares_memory(b, np.asarray(views[-1]))
+        del b
+        views.pop()
+    gc.collect()
+    assert _busy() == 0
+    c = _scratch.pooled((1024, 512), np.float32)      # same size: the same buffer again
+    assert c.ctypes.data == addr
+
+
+def test_live_pooled_arrays_never_share_memory_and_dirty_buffers_are_zeroed_on_request():
+    _scratch.release_pool()
+    arrays = [_scratch.pooled((MB // 4 + i,), np.float32) for i in range(4)]
+    for i, a in enumerate(arrays):
+        a[...] = i + 1
+    for i, a in enumerate(arrays):
+        assert (a == i + 1).all()
+        assert not any(np.shares_memory(a, b) for b in arrays[i + 1:])
+    del arrays
+    z = _scratch.pooled((MB // 4,), np.float32, zero=True)
+    assert not z.any()
+
+
+def test_the_pool_holds_at_most_the_workspace_limit():
+    _scratch.release_pool()
+    with convkit.workspace_limit(4 * MB):
+        small = _scratch.pooled((10,), np.float32)            # below the pool's minimum: plain NumPy
+        huge = _scratch.pooled((2 * MB,), np.float32)          # 8 MiB, above the limit: plain NumPy
+        held = [_scratch.pooled((MB // 4,), np.float32) for _ in range(6)]   # 1 MiB each
+        assert small.flags.owndata and huge.flags.owndata
+        assert sum(not h.flags.owndata for h in held) == 4     # the fifth and sixth do not fit
+        assert sum(_scratch.pooled_bytes()) <= 4 * MB
+        del held
+        _scratch.pooled((3 * MB // 4,), np.float32)            # 3 MiB: free 1 MiB buffers dropped to make room
+        assert sum(_scratch.pooled_bytes()) <= 4 * MB
+    convkit.release_memory()
+    assert _scratch.pooled_bytes() == (0, 0) and _scratch.held_bytes() == 0
+
+
+def test_pooled_arrays_from_many_threads_never_overlap():
+    _scratch.release_pool()
+    barrier = threading.Barrier(4)
+    got, errors = [], []
+
+    def work(k):
+        barrier.wait()
+        for i in range(50):
+            a = _scratch.pooled((MB // 4,), np.float32)
+            a[...] = k
+            got.append(a) if i % 10 == 0 else None
+            if not (a == k).all():
+                errors.append(k)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    for i, a in enumerate(got):
+        assert not any(np.shares_memory(a, b) for b in got[i + 1:])
+
+
+def test_training_steps_on_a_warm_pool_give_the_same_numbers(rng):
+    """Two autograd steps whose forwards run before either backward (each keeping its columns or
+    Winograd's transformed input on pooled buffers), then again on the warm pool: the same results,
+    bitwise, and the outputs those of forwards that keep nothing."""
+    import convkit.functional as F
+    for x_shape, w_shape, pad in [((16, 16, 32, 32), (16, 16, 3, 3), 1), ((16, 8, 32, 32), (16, 8, 5, 5), 2),
+                                  ((2, 16, 20000), (8, 16, 3), 1)]:
+        x = rng.standard_normal(x_shape).astype(np.float32)
+        ws = [rng.standard_normal(w_shape).astype(np.float32) * 0.1 for _ in range(2)]
+
+        def steps():
+            tx = [convkit.Tensor(x, requires_grad=True) for _ in ws]
+            tw = [convkit.Tensor(w, requires_grad=True) for w in ws]
+            ys = [F.conv(a, b, padding=pad) for a, b in zip(tx, tw)]
+            for y in ys:
+                (y * y).sum().backward()
+            return [y.data.copy() for y in ys] + [t.grad.data.copy() for t in tx + tw]
+
+        _scratch.release_pool()
+        first = steps()
+        for _ in range(2):
+            for a, b in zip(steps(), first):
+                np.testing.assert_array_equal(a, b)
+        for y, w in zip(first, ws):   # the same as a forward that keeps nothing
+            np.testing.assert_allclose(y, F.conv(x, w, padding=pad), rtol=1e-5, atol=1e-5)

@@ -8,6 +8,7 @@ from . import functional, layout, shapes
 from ._config import (alloc_limit, get_alloc_limit, get_workspace_limit, set_alloc_limit, set_workspace_limit,
                       workspace_limit)
 from ._parallel import num_threads, set_num_threads
+from ._scratch import release_memory
 from ._random import default_generator, get_rng_state, manual_seed, set_rng_state
 from .autograd import *  # noqa: F403,A004 - Tensor, tensor, no_grad and the Tensor ops (exp, cat, ...)
 from .autograd import __all__ as _autograd_all
@@ -24,5 +25,6 @@ def __getattr__(name):  # convkit.nn, convkit.optim, ... import on first use
     raise AttributeError(f"module 'convkit' has no attribute {name!r}")
 __all__ = ["functional", "shapes", "layout", "get_workspace_limit", "set_workspace_limit", "workspace_limit",
            "get_alloc_limit", "set_alloc_limit", "alloc_limit",
-           "num_threads", "set_num_threads", "manual_seed", "default_generator", "get_rng_state", "set_rng_state",
+           "num_threads", "set_num_threads", "release_memory", "manual_seed", "default_generator", "get_rng_state",
+           "set_rng_state",
            *_autograd_all, "__version__"]

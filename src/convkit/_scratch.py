@@ -8,6 +8,10 @@ keep its memory). Here a temporary comes from a named slot instead: one buffer p
 (thread, slot), grown to the largest size asked for and reused while it is no larger than
 the workspace limit, so its pages stay mapped between calls.
 
+Arrays that leave the call (outputs, gradients, what a forward keeps for its backward) come from
+:func:`pooled` instead: a pool of buffers, each lent to one array at a time and free again once no
+view of that array is left.
+
 Rules for callers: a slot's array is valid until the next ``scratch`` call with the same
 slot in the same thread, so never hold two arrays of one slot at once, and never return
 one (or a view of one) to the user. :func:`release` frees this thread's buffers.
@@ -15,7 +19,9 @@ one (or a view of one) to the user. :func:`release` frees this thread's buffers.
 from __future__ import annotations
 
 import math
+import os
 import threading
+import weakref
 
 import numpy as np
 
@@ -68,3 +74,102 @@ def zero_border(a, inner):
         a[head + (slice(0, lo),)] = 0
         a[head + (slice(hi, None),)] = 0
     return a
+
+
+# --------------------------------------------------------------------------- pooled arrays
+# Arrays that leave the call (outputs, gradients, what a forward keeps for its backward) cannot be
+# scratch, but they can come from a pool of buffers that no live array uses: a training step makes
+# the same arrays every time, and each then lands on pages that are already mapped.
+
+class _Buffer:
+    __slots__ = ("mem", "busy")
+
+    def __init__(self, nbytes):
+        self.mem = np.empty(nbytes + 64, np.uint8)
+        self.busy = False
+
+    @property
+    def nbytes(self):
+        return self.mem.nbytes - 64
+
+
+def _give_back(buf):
+    buf.busy = False
+
+
+_pool_lock = threading.Lock()
+_pool: list = []
+
+
+def _after_fork():   # a lock held by another thread at fork time would stay held in the child
+    global _pool_lock
+    _pool_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork)
+# Below this many bytes an array is plain NumPy: glibc's heap serves it without fresh pages.
+POOLED_MIN_BYTES = 1 << 20
+
+
+def pooled(shape, dtype, zero=False):
+    """A new array (zero-filled if ``zero``) on a pooled buffer that no live array uses.
+
+    The array is the only way to its buffer: its base is a memoryview, where NumPy stops collapsing
+    the bases of views, so every view of it holds it, and once the last one is gone the buffer is
+    free for the next call. The pool holds at most the workspace limit (busy and free buffers
+    together), dropping free buffers that do not fit to make room; an array it cannot place, or a
+    small one, is plain np.empty / np.zeros."""
+    dtype = np.dtype(dtype)
+    nbytes = math.prod(shape) * dtype.itemsize
+    limit = get_workspace_limit()
+    if nbytes < POOLED_MIN_BYTES or nbytes > limit:
+        return (np.zeros if zero else np.empty)(shape, dtype)
+    with _pool_lock:
+        free = [b for b in _pool if not b.busy]
+        fit = [b for b in free if nbytes <= b.nbytes <= 2 * nbytes]
+        if fit:
+            buf = min(fit, key=lambda b: b.nbytes)
+        else:
+            held = sum(b.nbytes for b in _pool)
+            for b in sorted(free, key=lambda b: b.nbytes):
+                if held + nbytes <= limit:
+                    break
+                _pool.remove(b)
+                held -= b.nbytes
+            if held + nbytes > limit:
+                return (np.zeros if zero else np.empty)(shape, dtype)
+            buf = _Buffer(nbytes)
+            _pool.append(buf)
+        buf.busy = True
+    off = (-buf.mem.ctypes.data) % 64
+    owner = np.frombuffer(memoryview(buf.mem)[off:off + nbytes], np.uint8)
+    weakref.finalize(owner, _give_back, buf)
+    out = owner.view(dtype).reshape(shape)
+    if zero:
+        out.fill(0)
+    return out
+
+
+def pooled_bytes():
+    """(busy, free) bytes of the pool of pooled arrays."""
+    with _pool_lock:
+        busy = sum(b.nbytes for b in _pool if b.busy)
+        return busy, sum(b.nbytes for b in _pool) - busy
+
+
+def release_pool():
+    """Drop the pool's free buffers (busy ones go when their arrays do)."""
+    with _pool_lock:
+        _pool[:] = [b for b in _pool if b.busy]
+
+
+def release_memory():
+    """Give back the memory convkit keeps for reuse between calls: the calling thread's scratch
+    buffers and the free buffers of the pool of outputs (at most the workspace limit each).
+
+    >>> import convkit
+    >>> convkit.release_memory()
+    """
+    release()
+    release_pool()

@@ -27,7 +27,7 @@ import numpy as np
 
 from .._config import get_workspace_limit
 from .._parallel import num_threads, run_blocks
-from .._scratch import place, scratch
+from .._scratch import place, pooled, scratch
 from ..shapes import full_correlation_padding, padded_shape
 from . import _depthwise, _implicit, _plan, _winograd
 from ._im2col import _parts, col2im_add, col2im_cl_add, im2col, im2col_cl, im2col_fold, plan_chunks, row_span
@@ -173,13 +173,15 @@ def _fold_columns(x, pads, kernel, stride, dilation, out, sample_major, temporar
         shape, at, src = (n,) + sp + (c,), (slice(None),) + inner, np.moveaxis(x, 1, -1)
     else:
         shape, at, src = (sp[0], n) + sp[1:] + (c,), (inner[0], slice(None)) + inner[1:], np.moveaxis(x, (2, 1), (0, -1))
-    xq = place(scratch("fold_input", shape, x.dtype), at, src)
+    # 1-D: the padded input is the columns, kept as it is placed
+    keep_input = not temporary and len(kernel) == 1
+    xq = place(pooled(shape, x.dtype) if keep_input else scratch("fold_input", shape, x.dtype), at, src)
     if channels_first:
-        return (xq if temporary else xq.copy()).transpose(0, 2, 1)
+        return xq.transpose(0, 2, 1)
     rows = sp[0] * n * math.prod(out[1:])
     width = math.prod(kernel[1:]) * c
-    if len(kernel) == 1:  # the padded input is the columns
-        cols = (xq if temporary else xq.copy()).reshape(rows, width)
+    if len(kernel) == 1:
+        cols = xq.reshape(rows, width)
     else:
         cols = scratch("fold_columns", (rows, width), x.dtype) if temporary else None
         cols = im2col_fold(xq, kernel, stride, dilation, out, cols).reshape(rows, width)
@@ -418,7 +420,7 @@ def forward(x, w, stride, pads, dilation, groups, out, keep=False, bias=None, al
         return (y, None) if keep else y
     n_, c = x.shape[:2]
     k_out, kernel = w.shape[0], w.shape[2:]
-    y = np.empty((n_, k_out) + tuple(out), dtype=x.dtype)
+    y = pooled((n_, k_out) + tuple(out), x.dtype)
     cell = _cell_bytes(c, kernel, k_out, x.itemsize)
     chunks = list(plan_chunks(n_, out, cell))
     # Fewer output positions than filters (a deep layer at batch 1): the weight is the big operand,
@@ -529,7 +531,7 @@ def backward(x, w, g, stride, pads, dilation, groups, need_x=True, need_w=True, 
     gw = np.zeros_like(wg) if need_w else None
     gxp = None
     if need_x:
-        gxp = np.zeros((n_, c) + padded_shape(x.shape[2:], pads), dtype=x.dtype)
+        gxp = pooled((n_, c) + padded_shape(x.shape[2:], pads), x.dtype, zero=True)
     for n0, n1, r0, r1 in chunks:
         oc = (r1 - r0,) + tuple(out[1:])
         m = (n1 - n0) * math.prod(oc)
@@ -588,7 +590,7 @@ def _backward_cl(x, w, g, stride, pads, dilation, need_x, need_w, chunks, cols):
     gw = np.zeros((k_out, math.prod(kernel) * c), x.dtype) if need_w else None
     if need_x:
         sp = padded_shape(x.shape[2:], pads)
-        gxp = np.zeros((n_,) + sp + (c,), dtype=x.dtype)
+        gxp = scratch("col2im_grad_input", (n_,) + sp + (c,), x.dtype, zero=True)
         wm = np.moveaxis(w, 1, -1).reshape(k_out, -1)
     for n0, n1, r0, r1 in chunks:
         oc = (r1 - r0,) + tuple(out[1:])
@@ -605,7 +607,8 @@ def _backward_cl(x, w, g, stride, pads, dilation, need_x, need_w, chunks, cols):
     gx = None
     if need_x:
         crop = tuple(slice(lo, lo + s) for s, (lo, hi) in zip(x.shape[2:], pads))
-        gx = np.ascontiguousarray(np.moveaxis(gxp[(slice(None),) + crop], -1, 1))
+        gx = pooled(x.shape, x.dtype)
+        np.copyto(gx, np.moveaxis(gxp[(slice(None),) + crop], -1, 1))
     if need_w:
         gw = np.ascontiguousarray(np.moveaxis(gw.reshape((k_out,) + tuple(kernel) + (c,)), -1, 1))
     return gx, gw

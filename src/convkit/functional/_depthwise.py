@@ -18,7 +18,7 @@ import numpy as np
 from .._config import get_workspace_limit
 from ..shapes import full_correlation_padding, padded_shape
 from .._parallel import run_blocks
-from .._scratch import place, scratch
+from .._scratch import place, pooled, scratch
 
 
 # Planes per block: about 512 KiB of float32 per operand, the three of a block (its padded planes, the sum
@@ -129,7 +129,7 @@ def _forward(x, w, pads, dilation, out):
     mult, kernel = w.shape[0] // c, w.shape[2:]
     padded = _padded(x, pads)
     offs, length, flat_len = _geometry(padded, kernel, dilation, out)
-    y = np.empty((n_ * c, mult) + tuple(out), x.dtype)
+    y = pooled((n_ * c, mult) + tuple(out), x.dtype)
     xs = x.reshape((n_ * c,) + x.shape[2:])
     wps = [_plane_weights(w, n_, mult, j) for j in range(mult)]
 
@@ -156,7 +156,7 @@ def _backward(x, w, g, pads, dilation, need_x=True, need_w=True):
     padded = _padded(x, pads)
     offs, length, flat_len = _geometry(padded, kernel, dilation, out)
     xs = x.reshape((n_ * c,) + x.shape[2:])
-    gxf = np.zeros((n_ * c, flat_len), x.dtype) if need_x else None
+    gxf = pooled((n_ * c, flat_len), x.dtype, zero=True) if need_x else None
     gw = np.zeros(w.shape[:2] + (len(offs),), x.dtype) if need_w else None
     g = g.reshape((n_ * c, mult) + tuple(out))
     for j in range(mult):

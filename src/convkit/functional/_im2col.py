@@ -25,7 +25,7 @@ from numpy.lib.stride_tricks import as_strided
 
 from .._config import get_workspace_limit
 from .._parallel import num_threads, run_blocks
-from .._scratch import scratch
+from .._scratch import pooled, scratch
 
 
 def windows(xp, kernel, stride, dilation, out):
@@ -45,8 +45,9 @@ def _parts(size, pieces):
 
 
 def _empty(shape, dtype, slot):
-    """A new array, or (``slot`` given) the calling thread's scratch buffer of that name (see convkit._scratch)."""
-    return np.empty(shape, dtype) if slot is None else scratch(slot, shape, dtype)
+    """A new array (on a pooled buffer, see convkit._scratch.pooled), or (``slot`` given) the calling thread's
+    scratch buffer of that name."""
+    return pooled(shape, dtype) if slot is None else scratch(slot, shape, dtype)
 
 
 def im2col(xp, kernel, stride, dilation, out, slot=None):
@@ -202,7 +203,7 @@ def im2col_fold(xq, kernel, stride, dilation, out, cols=None):
     strides = (*st[:2], *(st[2 + i] * stride[1 + i] for i in range(n)),
                *(st[2 + i] * dilation[1 + i] for i in range(n)), st[-1])
     src = as_strided(xq, shape, strides, writeable=False)
-    cols = np.empty(shape, dtype=xq.dtype) if cols is None else cols.reshape(shape)
+    cols = pooled(shape, xq.dtype) if cols is None else cols.reshape(shape)
 
     def copy(part):
         np.copyto(cols[part], src[part])

@@ -29,7 +29,7 @@ from numpy.lib.stride_tricks import as_strided
 
 from .._blas import gemm
 from .._config import get_workspace_limit
-from .._scratch import place, scratch
+from .._scratch import place, pooled, scratch
 from ..shapes import padded_shape
 from ._weights import derived
 
@@ -79,7 +79,7 @@ def forward(x, w, pads, dilation, out, bias=None, weights=None):
     s, flat, span, offsets = _geometry(x.shape, w.shape[2:], pads, dilation, out)
     # one (K, C) matrix per tap: (taps, K, C)
     wt = derived(weights, "implicit", lambda: np.ascontiguousarray(np.moveaxis(w.reshape(k, c, -1), -1, 0)))
-    y = np.empty((n_, k) + tuple(out), x.dtype)
+    y = pooled((n_, k) + tuple(out), x.dtype)
     for n0, n1 in _groups(n_, s, c + k, x.itemsize):
         xp = _padded(x, n0, n1, pads)
         width = (n1 - n0 - 1) * s + span

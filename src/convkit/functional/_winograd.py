@@ -35,7 +35,7 @@ from numpy.lib.stride_tricks import as_strided
 
 from .._config import get_workspace_limit
 from .._parallel import num_threads, run_blocks
-from .._scratch import place, scratch
+from .._scratch import place, pooled, scratch
 from ..shapes import full_correlation_padding
 from ._im2col import _parts
 from ._weights import derived, rotated
@@ -206,7 +206,7 @@ def forward(x, w, pads, out, bias=None, m=None, weights=None, keep=False):
     at2, g2, bt2 = transforms(r, x.dtype, m)
     u = derived(weights, ("winograd", m), lambda: (g2 @ w.transpose(0, 2, 1, 3, 4).reshape(k * kd * c, r * r).T)
                 .reshape(a * a, k, kd * c))                                   # U[p] (K, kd*C), taps (kd, C)
-    y = np.empty((n_, k) + tuple(out), dtype=x.dtype)
+    y = pooled((n_, k) + tuple(out), x.dtype)
     stacked = kd * a * a * c * od if kd > 1 else 0
     per_sample = x.itemsize * (c * math.prod(size)
                                + t2 * (2 * a * a * c * dp + stacked + od * (a * a * k + 2 * m * m * k)))
@@ -218,8 +218,8 @@ def forward(x, w, pads, out, bias=None, m=None, weights=None, keep=False):
         nt = nb * t2
         xp = _place(x[n0:n1], pads, size)
         planes = xp.reshape((nb, c * dp) + size[1:])                       # every (channel, depth) a plane
-        # a V that is kept is fresh memory; temporaries are scratch buffers (no fresh pages to fault in)
-        v = (np.empty((a * a, c * dp * nt), x.dtype) if kept and kd == 1 else
+        # a V that is kept is a pooled array; temporaries are scratch buffers
+        v = (pooled((a * a, c * dp * nt), x.dtype) if kept and kd == 1 else
              scratch("winograd_v", (a * a, c * dp * nt), x.dtype))
         if tw < _ROW_GATHER_MAX_TW and v.nbytes >= _THREADED_COPY_BYTES:
             # narrow planes: tiles gathered whole, (c, n, th, tw, a, a), and transformed as a transposed operand
@@ -235,7 +235,7 @@ def forward(x, w, pads, out, bias=None, m=None, weights=None, keep=False):
             vs = v.reshape(a * a, c, od * nt)                                # V[p] (C, OD*T)
         else:   # the depth taps side by side: Vs[p] (kd*C, OD*N*T2), rows (kd, C), columns (d, n, th, tw)
             v = v.reshape(a * a, c, dp, nt)
-            vs = (np.empty((a * a, kd, c, od * nt), x.dtype) if kept else
+            vs = (pooled((a * a, kd, c, od * nt), x.dtype) if kept else
                   scratch("winograd_vs", (a * a, kd, c, od * nt), x.dtype))
             for j in range(kd):
                 vs[:, j] = v[:, :, j:j + od].reshape(a * a, c, od * nt)

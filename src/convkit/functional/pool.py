@@ -32,6 +32,7 @@ from .. import _checks as C
 from .. import shapes
 from .._config import get_workspace_limit
 from .._parallel import run_blocks
+from .._scratch import pooled
 from .padding import pad_nd, pad_nd_vjp
 
 _WHAT = "(N, C, *spatial) or (C, *spatial) with {n} spatial dims"
@@ -407,9 +408,9 @@ def _max_pool_impl(op, n, x, kernel_size, stride, padding, dilation, ceil_mode, 
     first, base, table = _max_tables(g)
     all_pad_windows = bool((first < 0).any())
     tiled = _tiles(g)
-    y = np.empty(xb.shape[:2] + g.out, xb.dtype)
-    idx = np.empty(y.shape, np.int64) if want_idx or (want_route and not tiled) else None
-    j = np.empty(y.shape, _tile_code_dtype(g)) if tiled and want_route else None
+    y = pooled(xb.shape[:2] + g.out, xb.dtype)
+    idx = pooled(y.shape, np.int64) if want_idx or (want_route and not tiled) else None
+    j = pooled(y.shape, _tile_code_dtype(g)) if tiled and want_route else None
 
     def block(b):
         if tiled:
@@ -463,7 +464,7 @@ def _max_pool_route_vjp(grad_out, route):
             idx += base
         return _ret(_route_indices(gy, idx, route.shape), route.unbatched)
     exact = all(o * k == w for o, k, w in zip(g.out, g.k, g.spatial))
-    gx = (np.empty if exact else np.zeros)(route.shape, gy.dtype)
+    gx = pooled(route.shape, gy.dtype, zero=not exact)
 
     def block(b):
         _tiled_spread(gx[b], gy[b], route.j[b], g)
@@ -521,7 +522,7 @@ def _route_indices(gy, idx, x_shape):
     """grad_x from per-plane flat indices: one np.add.at per block, in grad_out's dtype (-1 sends
     nothing). Measured 4x faster than np.bincount, which sums in float64 over every cell."""
     plane = math.prod(x_shape[2:])
-    gx = np.zeros(x_shape, gy.dtype)
+    gx = pooled(x_shape, gy.dtype, zero=True)
     per_plane = 4 * plane + 24 * math.prod(gy.shape[2:])
 
     def block(b):
