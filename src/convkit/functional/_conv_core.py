@@ -25,6 +25,7 @@ import math
 
 import numpy as np
 
+from .._blas import gemm
 from .._config import get_workspace_limit
 from .._parallel import num_threads, run_blocks
 from .._scratch import place, pooled, scratch
@@ -213,17 +214,20 @@ def _forward_fold(x, w, pads, stride, dilation, out, bias, y, keep, weights=None
         # few filters: one product of all the columns with every offset's weights side by side
         # (K0*K wide: BLAS runs narrow products poorly), then the offsets' slabs summed
         span = (k0 - 1) * dilation[0] * m + rows
-        prod = np.matmul(cols[:span], np.concatenate(list(wt), axis=1))
-        acc = prod[:rows, :k_out].copy()
+        prod = np.matmul(cols[:span], np.concatenate(list(wt), axis=1),
+                         out=scratch("fold_product", (span, k0 * k_out), x.dtype))
+        acc = scratch("fold_sum", (rows, k_out), x.dtype)
+        np.copyto(acc, prod[:rows, :k_out])
         for kd in range(1, k0):
             s = kd * dilation[0] * m
             acc += prod[s:s + rows, kd * k_out:(kd + 1) * k_out]
     else:
-        acc = np.matmul(cols[:rows], wt[0])
-        tmp = np.empty_like(acc) if k0 > 1 else None
-        for kd in range(1, k0):
+        # BLAS adds each offset's product into the sum itself (beta = 1): no product to add in a pass of its own
+        # (5x5 32->64 at 14x14, batch 64: 6.1 -> 5.0 ms for the five products)
+        acc = scratch("fold_sum", (rows, k_out), x.dtype)
+        for kd in range(k0):
             s = kd * dilation[0] * m
-            acc += np.matmul(cols[s:s + rows], wt[kd], out=tmp)
+            gemm(cols[s:s + rows], wt[kd], acc, beta=0.0 if kd == 0 else 1.0)
     v = np.moveaxis(acc.reshape((out[0], n_) + tuple(out[1:]) + (k_out,)), (1, -1), (0, 1))
     if bias is None:
         np.copyto(y, v)
@@ -281,7 +285,9 @@ def _weight_grad_fold(x, w, g, pads, stride, dilation, folded=None):
         cols = _fold_columns(x, pads, w.shape[2:], stride, dilation, out, False, temporary=True)
     m = x.shape[0] * math.prod(out[1:])
     rows = out[0] * m
-    gm = np.ascontiguousarray(np.moveaxis(g, (0, 1), (1, -1))).reshape(rows, k_out)  # (O[0], N, *O[1:], K)
+    gm = scratch("fold_grad", (out[0], g.shape[0]) + tuple(out[1:]) + (k_out,), g.dtype)   # (O[0], N, *O[1:], K)
+    np.copyto(gm, np.moveaxis(g, (0, 1), (1, -1)))
+    gm = gm.reshape(rows, k_out)
     # (prod(K[1:])*C, K) products: OpenBLAS splits these well; the (K, prod(K[1:])*C) ones can crawl
     gw = np.empty((k0, cols.shape[1], k_out), x.dtype)
     for kd in range(k0):
