@@ -431,3 +431,11 @@ def _conv_with_cache(cache, x, w, b, algorithm, kw):
                                "channels_first", algorithm=algorithm)
     return _conv_core.forward(x, w, spec.stride, spec.pads, spec.dilation, 1, spec.out, bias=b, algorithm=algorithm,
                               weights=cache)
+
+
+def test_arrays_passed_as_shapes_are_named_by_shape_in_the_error():
+    with pytest.raises(TypeError) as err:
+        F.conv_algorithms(np.ones((2, 3, 4, 4)), (1, 3, 3, 3))
+    msg = str(err.value)
+    assert msg == ("conv_algorithms: x_shape must be ints >= 1; got x_shape=(array(shape=(3, 4, 4), dtype=float64), "
+                   "array(shape=(3, 4, 4), dtype=float64)).")

@@ -21,8 +21,13 @@ def fail(op, name, constraint, value, exc=ValueError):
 
 
 def _show(value):
+    """A value as an error message shows it: arrays by shape and dtype, also inside tuples and lists."""
     if isinstance(value, np.ndarray):
         return f"array(shape={value.shape}, dtype={value.dtype})"
+    if type(value) in (tuple, list):
+        inner = ", ".join(_show(v) for v in value)
+        return f"({inner},)" if type(value) is tuple and len(value) == 1 else \
+            f"({inner})" if type(value) is tuple else f"[{inner}]"
     return repr(value)
 
 
