@@ -123,9 +123,14 @@ def test_the_pool_holds_at_most_the_workspace_limit():
         assert small.flags.owndata and huge.flags.owndata
         assert sum(not h.flags.owndata for h in held) == 4     # the fifth and sixth do not fit
         assert sum(_scratch.pooled_bytes()) <= 4 * MB
+        del held[3:]
+        assert _scratch.pooled_bytes() == (3 * MB, MB)
+        big = _scratch.pooled((MB // 2,), np.float32)           # 2 MiB: the busy 3 MiB leave no room
+        assert big.flags.owndata and _scratch.pooled_bytes() == (3 * MB, MB)   # and the free one stays
         del held
-        _scratch.pooled((3 * MB // 4,), np.float32)            # 3 MiB: free 1 MiB buffers dropped to make room
-        assert sum(_scratch.pooled_bytes()) <= 4 * MB
+        big = _scratch.pooled((3 * MB // 4,), np.float32)       # 3 MiB: free 1 MiB buffers dropped to make room
+        assert not big.flags.owndata and sum(_scratch.pooled_bytes()) <= 4 * MB
+        del big
     convkit.release_memory()
     assert _scratch.pooled_bytes() == (0, 0) and _scratch.held_bytes() == 0
 

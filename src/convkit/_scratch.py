@@ -108,6 +108,7 @@ def _after_fork():   # a lock held by another thread at fork time would stay hel
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork)
+
 # Below this many bytes an array is plain NumPy: glibc's heap serves it without fresh pages.
 POOLED_MIN_BYTES = 1 << 20
 
@@ -132,13 +133,13 @@ def pooled(shape, dtype, zero=False):
             buf = min(fit, key=lambda b: b.nbytes)
         else:
             held = sum(b.nbytes for b in _pool)
-            for b in sorted(free, key=lambda b: b.nbytes):
+            if held - sum(b.nbytes for b in free) + nbytes > limit:   # the busy ones alone leave no room
+                return (np.zeros if zero else np.empty)(shape, dtype)
+            for b in sorted(free, key=lambda b: b.nbytes):           # make room, smallest free buffers first
                 if held + nbytes <= limit:
                     break
                 _pool.remove(b)
                 held -= b.nbytes
-            if held + nbytes > limit:
-                return (np.zeros if zero else np.empty)(shape, dtype)
             buf = _Buffer(nbytes)
             _pool.append(buf)
         buf.busy = True
