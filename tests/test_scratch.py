@@ -164,15 +164,18 @@ def test_training_steps_on_a_warm_pool_give_the_same_numbers(rng):
     Winograd's transformed input on pooled buffers), then again on the warm pool: the same results,
     bitwise, and the outputs those of forwards that keep nothing."""
     import convkit.functional as F
-    for x_shape, w_shape, pad in [((16, 16, 32, 32), (16, 16, 3, 3), 1), ((16, 8, 32, 32), (16, 8, 5, 5), 2),
-                                  ((2, 16, 20000), (8, 16, 3), 1)]:
+    # Winograd (3x3, 16 channels), folded columns (5x5), im2col's (stride 2), a 1-D padded input
+    for x_shape, w_shape, pad, stride in [((16, 16, 32, 32), (16, 16, 3, 3), 1, 1),
+                                          ((16, 8, 32, 32), (16, 8, 5, 5), 2, 1),
+                                          ((16, 16, 64, 64), (16, 16, 3, 3), 1, 2),
+                                          ((2, 16, 20000), (8, 16, 3), 1, 1)]:
         x = rng.standard_normal(x_shape).astype(np.float32)
         ws = [rng.standard_normal(w_shape).astype(np.float32) * 0.1 for _ in range(2)]
 
         def steps():
             tx = [convkit.Tensor(x, requires_grad=True) for _ in ws]
             tw = [convkit.Tensor(w, requires_grad=True) for w in ws]
-            ys = [F.conv(a, b, padding=pad) for a, b in zip(tx, tw)]
+            ys = [F.conv(a, b, padding=pad, stride=stride) for a, b in zip(tx, tw)]
             for y in ys:
                 (y * y).sum().backward()
             return [y.data.copy() for y in ys] + [t.grad.data.copy() for t in tx + tw]
@@ -183,4 +186,4 @@ def test_training_steps_on_a_warm_pool_give_the_same_numbers(rng):
             for a, b in zip(steps(), first):
                 np.testing.assert_array_equal(a, b)
         for y, w in zip(first, ws):   # the same as a forward that keeps nothing
-            np.testing.assert_allclose(y, F.conv(x, w, padding=pad), rtol=1e-5, atol=1e-5)
+            np.testing.assert_allclose(y, F.conv(x, w, padding=pad, stride=stride), rtol=1e-5, atol=1e-5)
