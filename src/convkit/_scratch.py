@@ -36,7 +36,7 @@ def scratch(slot, shape, dtype, zero=False):
     dtype = np.dtype(dtype)
     nbytes = math.prod(shape) * dtype.itemsize
     if nbytes > get_workspace_limit():
-        return (np.zeros if zero else np.empty)(shape, dtype)
+        return _plain(shape, dtype, zero)
     cache = _local.__dict__.setdefault("buffers", {})
     buf = cache.get(slot)
     if buf is None or buf.nbytes < nbytes:
@@ -47,6 +47,11 @@ def scratch(slot, shape, dtype, zero=False):
     if zero:
         out.fill(0)
     return out
+
+
+def _plain(shape, dtype, zero):
+    """A plain NumPy array, for what neither the scratch buffers nor the pool take."""
+    return (np.zeros if zero else np.empty)(shape, dtype)
 
 
 def release():
@@ -125,7 +130,7 @@ def pooled(shape, dtype, zero=False):
     nbytes = math.prod(shape) * dtype.itemsize
     limit = get_workspace_limit()
     if nbytes < POOLED_MIN_BYTES or nbytes > limit:
-        return (np.zeros if zero else np.empty)(shape, dtype)
+        return _plain(shape, dtype, zero)
     with _pool_lock:
         free = [b for b in _pool if not b.busy]
         fit = [b for b in free if nbytes <= b.nbytes <= 2 * nbytes]
@@ -134,7 +139,7 @@ def pooled(shape, dtype, zero=False):
         else:
             held = sum(b.nbytes for b in _pool)
             if held - sum(b.nbytes for b in free) + nbytes > limit:   # the busy ones alone leave no room
-                return (np.zeros if zero else np.empty)(shape, dtype)
+                return _plain(shape, dtype, zero)
             for b in sorted(free, key=lambda b: b.nbytes):           # make room, smallest free buffers first
                 if held + nbytes <= limit:
                     break
@@ -150,6 +155,11 @@ def pooled(shape, dtype, zero=False):
     if zero:
         out.fill(0)
     return out
+
+
+def kept_or_scratch(shape, dtype, slot):
+    """A pooled array for what leaves the call (``slot`` None), else this thread's scratch buffer ``slot``."""
+    return pooled(shape, dtype) if slot is None else scratch(slot, shape, dtype)
 
 
 def pooled_bytes():

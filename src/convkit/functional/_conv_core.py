@@ -28,7 +28,7 @@ import numpy as np
 from .._blas import gemm
 from .._config import get_workspace_limit
 from .._parallel import num_threads, run_blocks
-from .._scratch import place, pooled, scratch
+from .._scratch import kept_or_scratch, place, pooled, scratch
 from ..shapes import full_correlation_padding, padded_shape
 from . import _depthwise, _implicit, _plan, _winograd
 from ._im2col import _parts, col2im_add, col2im_cl_add, im2col, im2col_cl, im2col_fold, plan_chunks, row_span
@@ -176,7 +176,7 @@ def _fold_columns(x, pads, kernel, stride, dilation, out, sample_major, temporar
         shape, at, src = (sp[0], n) + sp[1:] + (c,), (inner[0], slice(None)) + inner[1:], np.moveaxis(x, (2, 1), (0, -1))
     # 1-D: the padded input is the columns, kept as it is placed
     keep_input = not temporary and len(kernel) == 1
-    xq = place(pooled(shape, x.dtype) if keep_input else scratch("fold_input", shape, x.dtype), at, src)
+    xq = place(kept_or_scratch(shape, x.dtype, None if keep_input else "fold_input"), at, src)
     if channels_first:
         return xq.transpose(0, 2, 1)
     rows = sp[0] * n * math.prod(out[1:])
@@ -184,8 +184,8 @@ def _fold_columns(x, pads, kernel, stride, dilation, out, sample_major, temporar
     if len(kernel) == 1:
         cols = xq.reshape(rows, width)
     else:
-        cols = scratch("fold_columns", (rows, width), x.dtype) if temporary else None
-        cols = im2col_fold(xq, kernel, stride, dilation, out, cols).reshape(rows, width)
+        slot = "fold_columns" if temporary else None
+        cols = im2col_fold(xq, kernel, stride, dilation, out, slot).reshape(rows, width)
     return cols.reshape(n, -1, width) if sample_major else cols
 
 

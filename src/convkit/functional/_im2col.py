@@ -25,7 +25,7 @@ from numpy.lib.stride_tricks import as_strided
 
 from .._config import get_workspace_limit
 from .._parallel import num_threads, run_blocks
-from .._scratch import pooled, scratch
+from .._scratch import kept_or_scratch
 
 
 def windows(xp, kernel, stride, dilation, out):
@@ -44,12 +44,6 @@ def _parts(size, pieces):
     return [slice(i, min(size, i + step)) for i in range(0, size, step)]
 
 
-def _empty(shape, dtype, slot):
-    """A new array (on a pooled buffer, see convkit._scratch.pooled), or (``slot`` given) the calling thread's
-    scratch buffer of that name."""
-    return pooled(shape, dtype) if slot is None else scratch(slot, shape, dtype)
-
-
 def im2col(xp, kernel, stride, dilation, out, slot=None):
     """Columns (C, *K, N, *O) of the padded input xp (N, C, *Sp), contiguous (in scratch buffer ``slot``
     when given).
@@ -60,7 +54,7 @@ def im2col(xp, kernel, stride, dilation, out, slot=None):
     n = len(kernel)
     perm = (1, *range(2, 2 + n), 0, *range(2 + n, 2 + 2 * n))
     src = v.transpose(perm)
-    cols = _empty(src.shape, xp.dtype, slot)
+    cols = kept_or_scratch(src.shape, xp.dtype, slot)
     axis = 0 if src.shape[0] > 1 else 1 + n
     pieces = 2 * num_threads()
 
@@ -110,7 +104,7 @@ def im2col_cl(xp, kernel, stride, dilation, out, slot=None):
     Threads copy disjoint samples (or output rows, for one sample).
     """
     src = windows_cl(xp, kernel, stride, dilation, out)
-    cols = _empty(src.shape, xp.dtype, slot)
+    cols = kept_or_scratch(src.shape, xp.dtype, slot)
     axis = 0 if src.shape[0] > 1 else 1
 
     def copy(part):
@@ -186,14 +180,14 @@ def row_span(r0, r1, kernel0, stride0, dilation0):
     return r0 * stride0, (r1 - 1) * stride0 + dilation0 * (kernel0 - 1) + 1
 
 
-def im2col_fold(xq, kernel, stride, dilation, out, cols=None):
+def im2col_fold(xq, kernel, stride, dilation, out, slot=None):
     """Columns over all kernel dims but the first: (Dp, N, *O[1:], *K[1:], C), contiguous, of the
     padded input xq (Dp, N, *Sp[1:], C) (first padded dim outermost, channels last).
 
     Rows [kd*d0*M, kd*d0*M + O0*M) of the (Dp*M, prod(K[1:])*C) matrix (M = N*prod(O[1:])) are, for
     stride 1 in the first dim, the columns of first-dim kernel offset kd: one contiguous slab.
     Without further dims the input itself is the columns. Threads copy disjoint padded rows.
-    ``cols``, if given, is the (contiguous) array to write them into.
+    They go into scratch buffer ``slot`` when given, else into a new (pooled) array.
     """
     if len(kernel) == 1:
         return xq
@@ -203,7 +197,7 @@ def im2col_fold(xq, kernel, stride, dilation, out, cols=None):
     strides = (*st[:2], *(st[2 + i] * stride[1 + i] for i in range(n)),
                *(st[2 + i] * dilation[1 + i] for i in range(n)), st[-1])
     src = as_strided(xq, shape, strides, writeable=False)
-    cols = pooled(shape, xq.dtype) if cols is None else cols.reshape(shape)
+    cols = kept_or_scratch(shape, xq.dtype, slot)
 
     def copy(part):
         np.copyto(cols[part], src[part])

@@ -35,7 +35,7 @@ from numpy.lib.stride_tricks import as_strided
 
 from .._config import get_workspace_limit
 from .._parallel import num_threads, run_blocks
-from .._scratch import place, pooled, scratch
+from .._scratch import kept_or_scratch, place, pooled, scratch
 from ..shapes import full_correlation_padding
 from ._im2col import _parts
 from ._weights import derived, rotated
@@ -219,8 +219,7 @@ def forward(x, w, pads, out, bias=None, m=None, weights=None, keep=False):
         xp = _place(x[n0:n1], pads, size)
         planes = xp.reshape((nb, c * dp) + size[1:])                       # every (channel, depth) a plane
         # a V that is kept is a pooled array; temporaries are scratch buffers
-        v = (pooled((a * a, c * dp * nt), x.dtype) if kept and kd == 1 else
-             scratch("winograd_v", (a * a, c * dp * nt), x.dtype))
+        v = kept_or_scratch((a * a, c * dp * nt), x.dtype, None if kept and kd == 1 else "winograd_v")
         if tw < _ROW_GATHER_MAX_TW and v.nbytes >= _THREADED_COPY_BYTES:
             # narrow planes: tiles gathered whole, (c, n, th, tw, a, a), and transformed as a transposed operand
             d = _gather_rows(planes, a, m, th, tw, scratch("winograd_d", (c * dp, nb, th, tw, a, a), x.dtype))
@@ -235,8 +234,7 @@ def forward(x, w, pads, out, bias=None, m=None, weights=None, keep=False):
             vs = v.reshape(a * a, c, od * nt)                                # V[p] (C, OD*T)
         else:   # the depth taps side by side: Vs[p] (kd*C, OD*N*T2), rows (kd, C), columns (d, n, th, tw)
             v = v.reshape(a * a, c, dp, nt)
-            vs = (pooled((a * a, kd, c, od * nt), x.dtype) if kept else
-                  scratch("winograd_vs", (a * a, kd, c, od * nt), x.dtype))
+            vs = kept_or_scratch((a * a, kd, c, od * nt), x.dtype, None if kept else "winograd_vs")
             for j in range(kd):
                 vs[:, j] = v[:, :, j:j + od].reshape(a * a, c, od * nt)
             vs = vs.reshape(a * a, kd * c, od * nt)
