@@ -2,9 +2,11 @@
 the CPU could do better (AVX-512 present but AVX2 kernels chosen)."""
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import glob
 import os
+import threading
 
 import numpy as np
 
@@ -26,14 +28,22 @@ def _openblas_path():
     return found[0] if found else None
 
 
-def _call(lib, name, restype):
+def _symbol(lib, name):
+    """OpenBLAS's function ``name`` under any of the prefixes and suffixes NumPy's builds give it, or None."""
     for pre in _PREFIXES:
         for suf in _SUFFIXES:
             fn = getattr(lib, f"{pre}{name}{suf}", None)
             if fn is not None:
-                fn.restype = restype
-                return fn()
+                return fn
     return None
+
+
+def _call(lib, name, restype):
+    fn = _symbol(lib, name)
+    if fn is None:
+        return None
+    fn.restype = restype
+    return fn()
 
 
 def cpu_flags():
@@ -191,3 +201,74 @@ def gemm(a, b, out, beta=0.0):
     fn(_ROW_MAJOR, _TRANS if fa[0] else _NO_TRANS, _TRANS if fb[0] else _NO_TRANS, m, n, k, 1.0,
        a.ctypes.data, fa[1], b.ctypes.data, fb[1], beta, out.ctypes.data, fo[1])
     return out
+
+
+# ------------------------------------------------------------------ BLAS's threads
+# An ONNX session runs parts of a batch side by side on convkit's threads (onnx/session.py); their products
+# must then run on the thread that calls them, not wake OpenBLAS's own workers (which would then compete
+# with the other part's thread for the same cores).
+
+_thread_fns = None
+_one = {"depth": 0, "saved": None}
+_one_lock = threading.Lock()
+
+
+def _threads_fns():
+    """(get, set) of the number of OpenBLAS threads, or () when NumPy's BLAS is not an OpenBLAS found here."""
+    global _thread_fns
+    if _thread_fns is None:
+        fns = ()
+        path = _openblas_path()
+        if path:
+            try:
+                lib = ctypes.CDLL(path)
+            except OSError:
+                lib = None
+            get = _symbol(lib, "get_num_threads") if lib is not None else None
+            put = _symbol(lib, "set_num_threads") if lib is not None else None
+            if get is not None and put is not None:
+                get.restype, get.argtypes = ctypes.c_int, []
+                put.restype, put.argtypes = None, [ctypes.c_int]
+                fns = (get, put)
+        _thread_fns = fns
+    return _thread_fns
+
+
+def can_set_threads() -> bool:
+    """Whether :func:`one_thread` can hold BLAS to the calling thread."""
+    return bool(_threads_fns())
+
+
+def blas_threads():
+    """How many threads OpenBLAS runs its products on now, or None when unknown."""
+    fns = _threads_fns()
+    return fns[0]() if fns else None
+
+
+def held_to_one_thread() -> bool:
+    """Whether a :func:`one_thread` block is running (convkit's heuristics then plan for products on one thread)."""
+    return _one["depth"] > 0
+
+
+@contextlib.contextmanager
+def one_thread():
+    """BLAS products run on their calling thread alone while the block runs (process-wide, as OpenBLAS's
+    setting is; nested and concurrent blocks share one count, and the last one out restores the number of
+    threads found on the way in). Yields False, changing nothing, where BLAS's threads cannot be set."""
+    fns = _threads_fns()
+    if not fns:
+        yield False
+        return
+    get, put = fns
+    with _one_lock:
+        if _one["depth"] == 0:
+            _one["saved"] = get()
+            put(1)
+        _one["depth"] += 1
+    try:
+        yield True
+    finally:
+        with _one_lock:
+            _one["depth"] -= 1
+            if _one["depth"] == 0:
+                put(_one["saved"])

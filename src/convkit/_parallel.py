@@ -48,6 +48,11 @@ def _executor():
 _worker = threading.local()
 
 
+def in_worker() -> bool:
+    """Whether the calling thread is one of convkit's workers running a block (nested blocks run inline)."""
+    return getattr(_worker, "busy", False)
+
+
 def run_blocks(fn, blocks):
     """Call fn(block) for every block, on the thread pool when there are several.
 

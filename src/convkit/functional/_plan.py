@@ -85,14 +85,25 @@ def _winograd_pays(x_shape, w, out, min_tiles=_WINOGRAD_MIN_TILES, max_waste=1.2
             and waste <= max_waste)
 
 
+# With every product on one thread (an ONNX session running parts of a batch side by side, _blas.one_thread),
+# inside ResNet-18 at batch 8 (two parts of 4 samples; each node's median, ms, the default vs forced): 64->64 at
+# 56x56 implicit 9.0 vs Winograd 7.1-7.5; 512->512 at 7x7 (16 tiles) Winograd 8.3 vs im2col 7.5-7.7; 256->256 at
+# 14x14 (64 tiles) Winograd 5.6-5.8 vs im2col 7.1-7.7. So Winograd goes first from 64 channels, with twice the work.
+_WINOGRAD_FIRST_CHANNELS_ONE_THREAD = 64
+_WINOGRAD_MIN_WORK_CACHED_ONE_THREAD = 2 * _WINOGRAD_MIN_WORK_CACHED
+
+
 def _winograd_first(pass_, x_shape, w, out, cached):
     """Wide layers (from 128 channels) take Winograd before the other algorithms: with U kept between
     calls (``cached``, a forward) from _WINOGRAD_MIN_WORK_CACHED tiles x channels; with U made on every
-    call, from a weight of at most _WINOGRAD_FIRST_MAX_WEIGHT and as many tiles as _winograd_pays asks."""
+    call, from a weight of at most _WINOGRAD_FIRST_MAX_WEIGHT and as many tiles as _winograd_pays asks.
+    Kept-U forwards whose products run on one thread (_blas.held_to_one_thread) take it from 64 channels
+    and _WINOGRAD_MIN_WORK_CACHED_ONE_THREAD."""
     channels = min(w.shape[:2])
-    if channels < _WINOGRAD_FIRST_CHANNELS:
+    one = cached and pass_ == "forward" and _blas.held_to_one_thread()
+    if channels < (_WINOGRAD_FIRST_CHANNELS_ONE_THREAD if one else _WINOGRAD_FIRST_CHANNELS):
         return False
-    min_tiles = -(-_WINOGRAD_MIN_WORK_CACHED // channels)
+    min_tiles = -(-(_WINOGRAD_MIN_WORK_CACHED_ONE_THREAD if one else _WINOGRAD_MIN_WORK_CACHED) // channels)
     if not (cached and pass_ == "forward"):
         if w.shape[0] * w.shape[1] > _WINOGRAD_FIRST_MAX_WEIGHT:
             return False

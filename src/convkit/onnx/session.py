@@ -8,10 +8,11 @@ from collections import Counter
 
 import numpy as np
 
+from .. import _blas, _parallel
 from ..autograd import Tensor
 from ..functional._weights import WeightCache
 from ..nn.module import Module
-from . import ops
+from . import _batch, ops
 from .ops_tensor import DTYPES, np_dtype
 from ._proto import inline_external_data, read_model, require_onnx
 
@@ -153,6 +154,12 @@ class _KeptTransforms:
         self.cache = None
 
 
+# A batch is run in parts side by side (InferenceSession._parts) from this many samples per part and this many
+# numbers fed: ResNet-18 at 224x224 (ms, whole batch on two BLAS threads vs two parts on one each, the same
+# process): see docs/performance.md, session 14.
+_SPLIT_MIN_SAMPLES = 2
+_SPLIT_MIN_ELEMENTS = 1 << 16
+
 # Ops whose output is always a new array of their own (never an input, nor a view of one); a value one of
 # them makes that only one node reads may be overwritten by that node. The ops that then overwrite it:
 _FRESH = frozenset({"Conv", "ConvTranspose", "Add", "Sub", "Mul", "Div", "BatchNormalization", "Relu", "Gemm",
@@ -220,7 +227,7 @@ class InferenceSession(Module):
                                for (d, op), (i, name) in seen.items())
             raise ValueError(f"convkit.onnx.load: {label}: unsupported op(s): {listed}. convkit runs these ops: "
                              f"{', '.join(sorted(_SUPPORTED))}.")
-        self._nodes = []
+        self._nodes, params = [], []
         for i, n in enumerate(g.node):
             where = f"node {i} ({n.name!r}, {n.op_type})"
             for name in n.input:
@@ -235,6 +242,10 @@ class InferenceSession(Module):
                 raise ValueError(f"convkit.onnx.load: {label}: {where}: {e}.") from None
             known.update(o for o in n.output if o)
             self._nodes.append((i, n.name, n.op_type, list(n.input), list(n.output), fn, attrs))
+            params.append(tuple(p.name for p in inspect.signature(fn).parameters.values()
+                                if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)))
+        object.__setattr__(self, "_params", params)   # the names of each node's inputs, for _batch.check
+        object.__setattr__(self, "_mixed", set())      # feed signatures whose batch could not be split
         for o in self._outputs:
             if o.name not in known:
                 raise ValueError(f"convkit.onnx.load: {label}: graph output {o.name!r} is produced by no node.")
@@ -354,20 +365,25 @@ class InferenceSession(Module):
             out[k] = arr.astype(object) if arr.dtype.kind == "U" else arr
         return out
 
-    def _execute(self, feed, keep=()):
+    def _execute(self, feed, keep=(), batched=None):
+        """Run the nodes on ``feed``; returns every value kept (``keep``, the initializers, the values not yet
+        freed). With ``batched`` (a set of value names, first the fed ones), each node is checked to keep
+        samples apart before it runs (_batch.check raises _batch.Mixed), and the names of the batched
+        values it makes are added to the set."""
         env = {k: b.data for k, b in self._buffers.items() if b is not None}
         env.update(feed)
         keep = set(keep)
-        stamp = b"".join(self._buffers[n].data.tobytes() for n in self._small)
-        if stamp != self.__dict__.get("_stamp"):
-            self._static_cache.clear()
-            object.__setattr__(self, "_stamp", stamp)
+        if batched is None:
+            self._refresh_static()
         for k, (i, name, op, ins, outs, fn, attrs) in enumerate(self._nodes):
             res = self._static_cache.get(k)
             if res is None:
                 args = [env[n] if n else None for n in ins]
                 while args and args[-1] is None:
                     args.pop()
+                if batched is not None and _batch.check(op, self._params[k], args, attrs,
+                                                        [n in batched for n in ins[:len(args)]], self.opset):
+                    batched.update(o for o in outs if o)
                 try:
                     res = fn(*args, **attrs)
                 except _WRAP as e:
@@ -384,16 +400,75 @@ class InferenceSession(Module):
                     env.pop(n, None)
         return env
 
+    def _refresh_static(self):
+        """Drop the kept values of constant nodes when the small initializers they read have changed."""
+        stamp = b"".join(self._buffers[n].data.tobytes() for n in self._small)
+        if stamp != self.__dict__.get("_stamp"):
+            self._static_cache.clear()
+            object.__setattr__(self, "_stamp", stamp)
+
+    def _parts(self, feed):
+        """Sample ranges to run side by side, one per convkit thread, or None. A batch is split when every
+        fed array has the same batch size (axis 0), each part gets at least _SPLIT_MIN_SAMPLES samples and
+        the feed holds at least _SPLIT_MIN_ELEMENTS numbers, convkit has several threads (and is not
+        already running on one of them), BLAS can be held to one thread per part, and this feed's shapes
+        have not been found to mix samples before."""
+        arrays = list(feed.values())
+        if not arrays or any(a.ndim == 0 or a.dtype == object for a in arrays):
+            return None
+        n = arrays[0].shape[0]
+        pieces = min(_parallel.num_threads(), n // _SPLIT_MIN_SAMPLES)
+        if (pieces < 2 or any(a.shape[0] != n for a in arrays) or sum(a.size for a in arrays) < _SPLIT_MIN_ELEMENTS
+                or _parallel.in_worker() or not _blas.can_set_threads() or self._signature(feed) in self._mixed):
+            return None
+        cuts = [n * j // pieces for j in range(pieces + 1)]
+        return list(zip(cuts[:-1], cuts[1:]))
+
+    @staticmethod
+    def _signature(feed):
+        return tuple((k, a.shape, a.dtype.str) for k, a in sorted(feed.items()))
+
+    def _run_parts(self, feed, parts, names):
+        """``names``' values for the whole batch, from its parts run side by side on convkit's threads with
+        one BLAS thread each (ResNet-18, batch 8: see docs/performance.md), or None when a node may mix the
+        samples or a part fails (the caller then runs the whole batch, and reports its errors)."""
+        self._refresh_static()
+
+        def run_part(span):
+            part = {k: a[span[0]:span[1]] for k, a in feed.items()}
+            batched = set(part)
+            env = self._execute(part, keep=names, batched=batched)
+            return [(env[n], n in batched) for n in names]
+
+        try:
+            with _blas.one_thread():
+                got = _parallel.run_blocks(run_part, parts)
+        except _batch.Mixed:
+            self._mixed.add(self._signature(feed))
+            return None
+        except Exception:
+            return None
+        return [np.concatenate([p[j][0] for p in got]) if got[0][j][1] else got[0][j][0]
+                for j in range(len(names))]
+
     def run(self, output_names=None, input_feed=None, run_options=None):
-        """Outputs named in ``output_names`` (all when None) for the inputs in ``input_feed``, as a list."""
+        """Outputs named in ``output_names`` (all when None) for the inputs in ``input_feed``, as a list.
+
+        A large batch runs in parts side by side, one per convkit thread, when every node keeps the
+        samples apart (see convkit.onnx._batch); the results are the same up to rounding."""
         names = [o.name for o in self._outputs] if not output_names else list(output_names)
         valid = {o.name for o in self._outputs}
         bad = [n for n in names if n not in valid]
         if bad:
             raise ValueError(f"convkit.onnx: {self.label}: output_names must be among {sorted(valid)}; got {bad}.")
-        env = self._execute(self._check_feed(input_feed or {}), keep=names)
+        feed = self._check_feed(input_feed or {})
+        parts = self._parts(feed)
+        values = self._run_parts(feed, parts, names) if parts else None
+        if values is None:
+            env = self._execute(feed, keep=names)
+            values = [env[n] for n in names]
         # a cached constant is handed out as a copy, so that changing it changes nothing here
-        return [env[n].copy() if n in self._static_values else env[n] for n in names]
+        return [v.copy() if n in self._static_values else v for n, v in zip(names, values)]
 
     # ------------------------------------------------------------ Module interface
     def forward(self, *inputs):
