@@ -211,6 +211,16 @@ def test_the_automatic_choice_per_shape():
                            ((1, 128, 28, 28), "winograd")]:
         c = x_shape[1]
         assert F.conv_algorithms(x_shape, (c, c, 3, 3), padding=1)["forward_fixed_weight"] == fixed, x_shape
+    # with BLAS held to one thread (an ONNX session's parts of a batch), kept-U forwards take Winograd from 64
+    # channels, with twice the tiles x channels
+    from convkit import _blas
+    if _blas.can_set_threads():
+        for x_shape, held, free in [((4, 64, 56, 56), "winograd", fast), ((4, 512, 7, 7), "im2col", "winograd"),
+                                    ((4, 256, 14, 14), "winograd", "winograd")]:
+            c = x_shape[1]
+            with _blas.one_thread():
+                assert F.conv_algorithms(x_shape, (c, c, 3, 3), padding=1)["forward_fixed_weight"] == held, x_shape
+            assert F.conv_algorithms(x_shape, (c, c, 3, 3), padding=1)["forward_fixed_weight"] == free, x_shape
     assert F.conv_algorithms((8, 192, 28, 28), (64, 192, 1, 1))["forward"] == "gemm"
     assert F.conv_algorithms((8, 144, 56, 56), (144, 1, 3, 3), padding=1, groups=144)["forward"] == "direct"
     assert F.conv_algorithms((8, 3, 224, 224), (64, 3, 7, 7), stride=2, padding=3)["applicable"] == ["im2col"]
@@ -431,6 +441,34 @@ def _conv_with_cache(cache, x, w, b, algorithm, kw):
                                "channels_first", algorithm=algorithm)
     return _conv_core.forward(x, w, spec.stride, spec.pads, spec.dilation, 1, spec.out, bias=b, algorithm=algorithm,
                               weights=cache)
+
+
+@pytest.mark.parametrize("x_shape,w_shape,kw", [
+    ((3, 3, 40, 37), (8, 3, 7, 7), dict(stride=2, padding=3)),
+    ((2, 1, 30, 30), (4, 1, 5, 5), dict()),
+    ((2, 2, 20, 21), (4, 2, 3, 3), dict(padding=((2, 0), (1, 3)), dilation=2)),
+    ((2, 2, 900), (3, 2, 5), dict(stride=3, padding=2)),                  # 1-D: blocks of output positions
+    ((1, 2, 9, 8, 10), (3, 2, 3, 3, 3), dict(padding=1)),                 # 3-D: blocks of output planes
+])
+@pytest.mark.parametrize("bias", [True, False])
+def test_row_blocks_on_one_blas_thread_match_reference(rng, monkeypatch, x_shape, w_shape, kw, bias):
+    """With BLAS held to one thread, channels-first forwards go a sample and a few output rows at a time."""
+    from convkit import _blas
+    from convkit.functional import _conv_core
+    if not _blas.can_set_threads():
+        pytest.skip("NumPy's BLAS threads cannot be set here")
+    monkeypatch.setattr(_conv_core, "_ROW_BLOCK_BYTES", 2000)   # several blocks per sample
+    calls = []
+    real = _conv_core._forward_row_blocks
+    monkeypatch.setattr(_conv_core, "_forward_row_blocks", lambda *a: calls.append(1) or real(*a))
+    x, w, b = (rng.standard_normal(s) for s in (x_shape, w_shape, w_shape[:1]))
+    b = b if bias else None
+    with _blas.one_thread():
+        y = F.conv(x, w, b, **kw)
+    assert calls
+    np.testing.assert_allclose(y, R.conv(x, w, b, **kw), rtol=1e-10, atol=1e-10)
+    # not under autograd's kept columns, nor without the hold
+    assert F.conv(x, w, b, **kw).shape == y.shape and len(calls) == 1
 
 
 def test_arrays_passed_as_shapes_are_named_by_shape_in_the_error():

@@ -324,3 +324,33 @@ def test_static_nodes_and_sample_shapes():
     assert _check("Shape", [X], [True], {"start": -3}) is False
     assert _check("Reshape", [X, [4, -1]], [False, False], {}, ("data", "shape")) is False   # nothing batched
     assert _check("Softmax", [X], [True], {}, opset=11) is True     # before opset 13: rows from axis 1
+
+
+# ------------------------------------------------------------------ a Relu moved after the MaxPool that reads it
+@pytest.mark.parametrize("case", ["moved", "read twice", "indices", "graph output"])
+def test_relu_then_max_pool_runs_pool_first(case):
+    rng = np.random.default_rng(3)
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1], name="conv"),
+             helper.make_node("Relu", ["c"], ["r"], name="relu"),
+             helper.make_node("MaxPool", ["r"], ["p"] + (["i"] if case == "indices" else []), kernel_shape=[3, 3],
+                              strides=[2, 2], pads=[1, 1, 1, 1], ceil_mode=1, name="pool")]
+    outputs = [_vi("p", None)] + ([_vi("i", None, TensorProto.INT64)] if case == "indices" else [])
+    if case == "read twice":
+        nodes.append(helper.make_node("Sigmoid", ["r"], ["q"]))
+        outputs.append(_vi("q", None))
+    if case == "graph output":
+        outputs.append(_vi("r", None))
+    m = _model(nodes, [_vi("x", [2, 3, 9, 11])], outputs, [_init("w", rng.standard_normal((4, 3, 3, 3)).astype(
+        np.float32))])
+    sess = conv_onnx.load(m)
+    order = [op for _, _, op, _, _, _, _ in sess._nodes]
+    assert order == (["Conv", "MaxPool", "Relu"] if case == "moved" else ["Conv", "Relu", "MaxPool"] +
+                     (["Sigmoid"] if case == "read twice" else []))
+    x = rng.standard_normal((2, 3, 9, 11)).astype(np.float32)
+    c = conv_onnx.ops.Conv(x, numpy_helper.to_array(m.graph.initializer[0]), pads=[1, 1, 1, 1])
+    want = conv_onnx.ops.MaxPool(conv_onnx.ops.Relu(c), kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1],
+                                 ceil_mode=1)
+    got = sess.run(None, {"x": x})
+    np.testing.assert_array_equal(got[0], want)
+    if case == "graph output":
+        np.testing.assert_array_equal(got[1], conv_onnx.ops.Relu(c))

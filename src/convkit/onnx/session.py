@@ -263,6 +263,7 @@ class InferenceSession(Module):
                 static.update(outs)
         object.__setattr__(self, "_static_cache", {})
         object.__setattr__(self, "_static_values", static)
+        self._pool_before_relu()
         self._run_in_place()
         self._keep_weight_transforms()
         # the last node that reads each value, to drop intermediates early
@@ -273,6 +274,26 @@ class InferenceSession(Module):
         self._free_after = [[] for _ in self._nodes]
         for name, k in last.items():
             self._free_after[k].append(name)
+
+    def _pool_before_relu(self):
+        """A Relu whose output only a MaxPool reads runs after the pool instead: max(relu(x)) = relu(max(x)) for
+        any window, and the Relu then passes over the pooled values, a quarter or less of its input (ResNet-18,
+        batch 8, in parts of 4: the Relus took 3.6 -> 2.9 ms per part). The pool takes the Relu's place and
+        reads its input; the Relu takes the pool's place and writes the pool's output. The value between them
+        (the Relu's output, read by the pool alone) now holds the pooled values before the Relu."""
+        producer = {o: k for k, node in enumerate(self._nodes) for o in node[4] if o}
+        readers = Counter(n for node in self._nodes for n in node[3] if n)
+        outputs = {o.name for o in self._outputs}
+        for j, (i, name, op, ins, outs, fn, attrs) in enumerate(self._nodes):
+            k = producer.get(ins[0]) if op == "MaxPool" and ins else None
+            if (k is None or len(outs) != 1 or attrs.get("return_indices") or self._nodes[k][2] != "Relu"
+                    or readers[ins[0]] != 1 or ins[0] in outputs or {j, k} & self._static):
+                continue
+            relu = self._nodes[k]
+            between = ins[0]     # now the pooled values before the Relu
+            self._nodes[k] = (i, name, op, [relu[3][0]], [between], fn, attrs)
+            self._nodes[j] = relu[:3] + ([between], outs) + relu[5:]
+            self._params[k], self._params[j] = self._params[j], self._params[k]
 
     def _run_in_place(self):
         """Relu and Add write into an input that nothing else reads: a Relu after a Conv then costs one pass
