@@ -1,6 +1,6 @@
 """ResNet-18 as an ONNX graph: convkit.onnx vs onnxruntime, batch 1 and 8, interleaved.
 
-    python benchmarks/onnx_bench.py [--repeats 7] [--threads 2] [--batches 1,8] [--bn] [--profile] [--floor]
+    python benchmarks/onnx_bench.py [--repeats 7] [--threads 2] [--batches 1,8] [--bn] [--profile] [--floor] [--whole]
 
 The graph is built with onnx.helper and random weights (He init, so activations stay
 sized like a trained net's): torchvision's resnet18 layout at 224x224, convolutions
@@ -8,7 +8,8 @@ with bias and batch norm folded in, as torch.onnx.export writes it (``--bn`` kee
 separate BatchNormalization nodes instead). Each repeat runs convkit then onnxruntime
 (intra_op_num_threads = --threads) on the same input, so both see the same machine
 load; the table reports medians and the ratio convkit / onnxruntime (< 1 is faster).
-``--profile`` adds convkit's time per op type and its slowest nodes.
+``--profile`` adds convkit's time per op type and its slowest nodes. ``--whole`` also times, in the same
+repeats, a convkit session that never splits a batch into parts (``split_batch=False``).
 
 ``--floor`` also times, in the same interleaved repeats, how far matrix products alone can go:
 every Conv node's products with their operands already in place and nothing else (no columns
@@ -175,12 +176,14 @@ def main(argv=None):
     ap.add_argument("--bn", action="store_true", help="separate BatchNormalization nodes (not folded)")
     ap.add_argument("--profile", action="store_true", help="convkit's time per op type and slowest nodes")
     ap.add_argument("--floor", action="store_true", help="also time the convolutions' matrix products alone")
+    ap.add_argument("--whole", action="store_true", help="also time convkit with every batch run whole")
     args = ap.parse_args(argv)
     convkit.set_num_threads(args.threads)
     model = resnet18(bn=args.bn)
     onnx.checker.check_model(model)
     data = model.SerializeToString()
     ours = convkit.onnx.load(data)
+    whole = convkit.onnx.load(data, split_batch=False) if args.whole else None
     theirs = None
     if ort is not None:
         so = ort.SessionOptions()
@@ -206,6 +209,9 @@ def main(argv=None):
             runs["theirs"] = lambda: theirs.run(None, {"input": x})
         if floor is not None:
             runs["floor"] = floor
+        if whole is not None:
+            whole.run(None, {"input": x})
+            runs["whole"] = lambda: whole.run(None, {"input": x})
         times = interleaved(runs, args.repeats)
         t_ours, t_theirs, t_floor = times["ours"], times.get("theirs", []), times.get("floor", [])
         m = statistics.median(t_ours)
@@ -214,6 +220,10 @@ def main(argv=None):
             print(f"{n:5d} {m * 1e3:11.1f} {mt * 1e3:15.1f} {m / mt:6.2f} {diff:13.1e}")
         else:
             print(f"{n:5d} {m * 1e3:11.1f} {'-':>15s} {'-':>6s} {'-':>13s}")
+        if whole is not None:
+            mw = statistics.median(times["whole"])
+            line = f"      convkit with the batch run whole: {mw * 1e3:.1f} ms (parts / whole {m / mw:.2f})"
+            print(line + (f" = {mw / mt:.2f} x onnxruntime" if theirs is not None else ""))
         if floor is not None:
             mf = statistics.median(t_floor)
             line = f"      products alone (the floor): {mf * 1e3:.1f} ms"

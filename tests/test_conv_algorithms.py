@@ -443,34 +443,6 @@ def _conv_with_cache(cache, x, w, b, algorithm, kw):
                               weights=cache)
 
 
-@pytest.mark.parametrize("x_shape,w_shape,kw", [
-    ((3, 3, 40, 37), (8, 3, 7, 7), dict(stride=2, padding=3)),
-    ((2, 1, 30, 30), (4, 1, 5, 5), dict()),
-    ((2, 2, 20, 21), (4, 2, 3, 3), dict(padding=((2, 0), (1, 3)), dilation=2)),
-    ((2, 2, 900), (3, 2, 5), dict(stride=3, padding=2)),                  # 1-D: blocks of output positions
-    ((1, 2, 9, 8, 10), (3, 2, 3, 3, 3), dict(padding=1)),                 # 3-D: blocks of output planes
-])
-@pytest.mark.parametrize("bias", [True, False])
-def test_row_blocks_on_one_blas_thread_match_reference(rng, monkeypatch, x_shape, w_shape, kw, bias):
-    """With BLAS held to one thread, channels-first forwards go a sample and a few output rows at a time."""
-    from convkit import _blas
-    from convkit.functional import _conv_core
-    if not _blas.can_set_threads():
-        pytest.skip("NumPy's BLAS threads cannot be set here")
-    monkeypatch.setattr(_conv_core, "_ROW_BLOCK_BYTES", 2000)   # several blocks per sample
-    calls = []
-    real = _conv_core._forward_row_blocks
-    monkeypatch.setattr(_conv_core, "_forward_row_blocks", lambda *a: calls.append(1) or real(*a))
-    x, w, b = (rng.standard_normal(s) for s in (x_shape, w_shape, w_shape[:1]))
-    b = b if bias else None
-    with _blas.one_thread():
-        y = F.conv(x, w, b, **kw)
-    assert calls
-    np.testing.assert_allclose(y, R.conv(x, w, b, **kw), rtol=1e-10, atol=1e-10)
-    # not under autograd's kept columns, nor without the hold
-    assert F.conv(x, w, b, **kw).shape == y.shape and len(calls) == 1
-
-
 def test_arrays_passed_as_shapes_are_named_by_shape_in_the_error():
     with pytest.raises(TypeError) as err:
         F.conv_algorithms(np.ones((2, 3, 4, 4)), (1, 3, 3, 3))

@@ -354,3 +354,12 @@ def test_relu_then_max_pool_runs_pool_first(case):
     np.testing.assert_array_equal(got[0], want)
     if case == "graph output":
         np.testing.assert_array_equal(got[1], conv_onnx.ops.Relu(c))
+
+
+def test_split_batch_false_keeps_runs_whole(split_small, monkeypatch):
+    sess = conv_onnx.load(_cnn(), split_batch=False)
+    seen = _spy(monkeypatch, sess)
+    sess.run(None, {"x": np.zeros((4, 3, 8, 8), np.float32)})
+    assert seen == []
+    with pytest.raises(TypeError, match="split_batch must be a bool"):
+        conv_onnx.load(_cnn(), split_batch="no")

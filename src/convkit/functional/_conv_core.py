@@ -25,7 +25,7 @@ import math
 
 import numpy as np
 
-from .._blas import gemm, held_to_one_thread
+from .._blas import gemm
 from .._config import get_workspace_limit
 from .._parallel import num_threads, run_blocks
 from .._scratch import kept_or_scratch, place, pooled, scratch
@@ -436,9 +436,6 @@ def forward(x, w, stride, pads, dilation, groups, out, keep=False, bias=None, al
         folded = _forward_fold(x, w, pads, stride, dilation, out, bias, y, keep, weights)
         return (y, folded) if keep else y
     cl = not heavy_weight and _channels_last(c, w, pads, dilation, groups)
-    if not cl and not keep and groups == 1 and held_to_one_thread() and _per_sample(0, out[0], out):
-        _forward_row_blocks(x, w, pads, stride, dilation, out, bias, y)
-        return y
     # channels last: (K, *kernel, C) flattened, to match the columns' (*kernel, C) order
     wm = (derived(weights, "channels_last", lambda: np.moveaxis(w, 1, -1).reshape(k_out, -1)) if cl else
           w.reshape(groups, k_out // groups, -1))
@@ -472,35 +469,6 @@ def forward(x, w, stride, pads, dilation, groups, out, keep=False, bias=None, al
     if keep:
         return y, (cols if len(chunks) == 1 else None)
     return y
-
-
-# Channels-first forwards whose products run on one thread (an ONNX session's parts of a batch, see
-# _blas.one_thread) make their columns about this many bytes at a time. The 7x7/2 3->64 stem at 224x224, two
-# threads of 4 samples each with 64 MB of other data touched before each call (as inside a network), ms: the
-# batch's columns at once 16.5-17.4; blocks of 1, 2, 3, 4, 6, 8 MB 14.6, 12.9, 12.3, 12.0-12.6, 12.4, 14.1.
-_ROW_BLOCK_BYTES = 4 << 20
-
-
-def _forward_row_blocks(x, w, pads, stride, dilation, out, bias, y):
-    """y (N, K, *O) one sample and a block of output rows at a time: the block's channels-first columns,
-    then W @ columns added by BLAS onto the bias already in y's rows, while the columns are in cache."""
-    k_out, kernel = w.shape[0], w.shape[2:]
-    wm = w.reshape(k_out, -1)
-    per_row = math.prod(out[1:])
-    step = max(1, min(out[0], _ROW_BLOCK_BYTES // max(wm.shape[1] * per_row * x.itemsize, 1)))
-    for i in range(x.shape[0]):
-        xp = pad_nd(x[i:i + 1], pads, "zeros")
-        yi = y[i].reshape(k_out, -1)
-        for r0 in range(0, out[0], step):
-            r1 = min(out[0], r0 + step)
-            a, b = row_span(r0, r1, kernel[0], stride[0], dilation[0])
-            cols = im2col(xp[:, :, a:b], kernel, stride, dilation, (r1 - r0,) + tuple(out[1:]), "im2col_columns")
-            at = yi[:, r0 * per_row:r1 * per_row]
-            if bias is None:
-                gemm(wm, cols.reshape(wm.shape[1], -1), at)
-            else:
-                np.copyto(at, bias[:, None])
-                gemm(wm, cols.reshape(wm.shape[1], -1), at, beta=1.0)
 
 
 def backward(x, w, g, stride, pads, dilation, groups, need_x=True, need_w=True, cols=None, algorithm=None):

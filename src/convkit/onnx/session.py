@@ -176,8 +176,11 @@ class InferenceSession(Module):
     by their ONNX names and ``load_state_dict`` replaces weights.
     """
 
-    def __init__(self, model, *, label="<ModelProto>"):
+    def __init__(self, model, *, label="<ModelProto>", split_batch=True):
         super().__init__()
+        if not isinstance(split_batch, bool):
+            raise TypeError(f"convkit.onnx.load: split_batch must be a bool; got split_batch={split_batch!r}.")
+        object.__setattr__(self, "_split_batch", split_batch)
         onnx = require_onnx()
         from onnx import numpy_helper
 
@@ -346,6 +349,7 @@ class InferenceSession(Module):
                 a.flags.writeable = False
             for holder in self._kept.values():
                 holder.clear()
+            self._mixed.clear()   # a Reshape's shape, say, may now keep samples apart
 
     # ------------------------------------------------------------ onnxruntime's interface
     def get_inputs(self):
@@ -435,7 +439,7 @@ class InferenceSession(Module):
         already running on one of them), BLAS can be held to one thread per part, and this feed's shapes
         have not been found to mix samples before."""
         arrays = list(feed.values())
-        if not arrays or any(a.ndim == 0 or a.dtype == object for a in arrays):
+        if not self._split_batch or not arrays or any(a.ndim == 0 or a.dtype == object for a in arrays):
             return None
         n = arrays[0].shape[0]
         pieces = min(_parallel.num_threads(), n // _SPLIT_MIN_SAMPLES)
@@ -507,13 +511,17 @@ class InferenceSession(Module):
                 f"outputs={[a.name for a in self._outputs]}, nodes={len(self._nodes)}")
 
 
-def load(model):
+def load(model, *, split_batch=True):
     """Read an ONNX model (a path, its bytes, or an onnx.ModelProto) into an :class:`InferenceSession`.
 
     Only the protobuf is parsed; nothing in the file is executed. External tensor data is read
     only from files inside the model's own folder. Every op is checked at load time: an op
-    convkit does not run fails here, naming the node.
+    convkit does not run fails here, naming the node. ``split_batch=False`` keeps every run whole
+    (by default a large batch runs in parts side by side, one per convkit thread, where the graph
+    keeps its samples apart: see docs/onnx.md).
     """
+    if not isinstance(split_batch, bool):
+        raise TypeError(f"convkit.onnx.load: split_batch must be a bool; got split_batch={split_batch!r}.")
     model, label, folder = read_model(model)
     inline_external_data(model, label, folder)
-    return InferenceSession(model, label=label)
+    return InferenceSession(model, label=label, split_batch=split_batch)
