@@ -11,19 +11,9 @@ from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 from convkit import _blas, _parallel  # noqa: E402
 from convkit import onnx as conv_onnx  # noqa: E402
 from convkit.onnx import _batch, session as session_mod  # noqa: E402
+from test_onnx_load import _model, _vi  # noqa: E402
 
 needs_blas = pytest.mark.skipif(not _blas.can_set_threads(), reason="NumPy's BLAS threads cannot be set here")
-
-
-def _model(nodes, inputs, outputs, inits=(), opset=17):
-    g = helper.make_graph(nodes, "g", inputs, outputs, list(inits))
-    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
-    m.ir_version = 8
-    return m
-
-
-def _vi(name, shape, t=TensorProto.FLOAT):
-    return helper.make_tensor_value_info(name, t, shape)
 
 
 def _init(name, a):
