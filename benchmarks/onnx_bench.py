@@ -114,7 +114,8 @@ def run_wrapped(sess, x, wrap):
 
 
 def profile(sess, x):
-    """convkit's time per op type and its slowest nodes, for one run."""
+    """convkit's time per op type and its slowest nodes, for one run (a batch run in parts: summed over the
+    parts, which run side by side, and each part's nodes listed apart)."""
     per_op, per_node = collections.Counter(), []
 
     def wrap(fn, i, name, op, attrs):
@@ -203,7 +204,9 @@ def main(argv=None):
             diff = float(np.abs(a - b).max() / np.abs(b).max())
         floor, floor_lines = None, []
         if args.floor:
-            floor, floor_lines = products_floor(conv_shapes(ours, x), np.random.default_rng(0))
+            # the whole batch's shapes (a session that splits the batch would report its parts')
+            plain = whole or convkit.onnx.load(data, split_batch=False)
+            floor, floor_lines = products_floor(conv_shapes(plain, x), np.random.default_rng(0))
         runs = {"ours": lambda: ours.run(None, {"input": x})}
         if theirs is not None:
             runs["theirs"] = lambda: theirs.run(None, {"input": x})

@@ -155,8 +155,9 @@ class _KeptTransforms:
 
 
 # A batch is run in parts side by side (InferenceSession._parts) from this many samples per part and this many
-# numbers fed: ResNet-18 at 224x224 (ms, whole batch on two BLAS threads vs two parts on one each, the same
-# process): see docs/performance.md, session 14.
+# numbers fed. ResNet-18 at 224x224 on two cores, ms, the whole batch (two BLAS threads) vs two parts (one BLAS
+# thread each), interleaved: batch 2 (parts of one sample) 54.9 vs 63.6, slower; batch 4 109.9 vs 91.8; batch 8
+# 163-171 vs 129-138; batch 16 370 vs 269 (docs/performance.md, session 14).
 _SPLIT_MIN_SAMPLES = 2
 _SPLIT_MIN_ELEMENTS = 1 << 16
 
