@@ -470,6 +470,8 @@ class InferenceSession(Module):
             with _blas.one_thread():
                 got = _parallel.run_blocks(run_part, parts)
         except _batch.Mixed:
+            if len(self._mixed) >= 256:   # many shapes seen: forget them rather than grow without end
+                self._mixed.clear()
             self._mixed.add(self._signature(feed))
             return None
         except Exception:
