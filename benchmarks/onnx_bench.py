@@ -184,7 +184,8 @@ def main(argv=None):
     onnx.checker.check_model(model)
     data = model.SerializeToString()
     ours = convkit.onnx.load(data)
-    whole = convkit.onnx.load(data, split_batch=False) if args.whole else None
+    # a session that never splits a batch: timed with --whole; the floor takes the whole batch's shapes from it
+    whole = convkit.onnx.load(data, split_batch=False) if args.whole or args.floor else None
     theirs = None
     if ort is not None:
         so = ort.SessionOptions()
@@ -204,15 +205,13 @@ def main(argv=None):
             diff = float(np.abs(a - b).max() / np.abs(b).max())
         floor, floor_lines = None, []
         if args.floor:
-            # the whole batch's shapes (a session that splits the batch would report its parts')
-            plain = whole or convkit.onnx.load(data, split_batch=False)
-            floor, floor_lines = products_floor(conv_shapes(plain, x), np.random.default_rng(0))
+            floor, floor_lines = products_floor(conv_shapes(whole, x), np.random.default_rng(0))
         runs = {"ours": lambda: ours.run(None, {"input": x})}
         if theirs is not None:
             runs["theirs"] = lambda: theirs.run(None, {"input": x})
         if floor is not None:
             runs["floor"] = floor
-        if whole is not None:
+        if args.whole:
             whole.run(None, {"input": x})
             runs["whole"] = lambda: whole.run(None, {"input": x})
         times = interleaved(runs, args.repeats)
@@ -223,7 +222,7 @@ def main(argv=None):
             print(f"{n:5d} {m * 1e3:11.1f} {mt * 1e3:15.1f} {m / mt:6.2f} {diff:13.1e}")
         else:
             print(f"{n:5d} {m * 1e3:11.1f} {'-':>15s} {'-':>6s} {'-':>13s}")
-        if whole is not None:
+        if args.whole:
             mw = statistics.median(times["whole"])
             line = f"      convkit with the batch run whole: {mw * 1e3:.1f} ms (parts / whole {m / mw:.2f})"
             print(line + (f" = {mw / mt:.2f} x onnxruntime" if theirs is not None else ""))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import glob
 import os
 import threading
@@ -26,6 +27,16 @@ def _openblas_path():
     libs = os.path.join(os.path.dirname(np.__file__), os.pardir, "numpy.libs")
     found = glob.glob(os.path.join(libs, "*openblas*"))
     return found[0] if found else None
+
+
+@functools.lru_cache(maxsize=None)
+def _openblas():
+    """The OpenBLAS that NumPy loaded, opened once (ctypes.CDLL), or None."""
+    path = _openblas_path()
+    try:
+        return ctypes.CDLL(path) if path else None
+    except OSError:
+        return None
 
 
 def _symbol(lib, name):
@@ -76,17 +87,13 @@ def blas_info():
         info["library"] = f"{cfg.get('name')} {cfg.get('version')}"
     except Exception:  # pragma: no cover - show_config layout differs between builds
         pass
-    path = _openblas_path()
-    if path:
-        try:
-            lib = ctypes.CDLL(path)
-            cfg = _call(lib, "get_config", ctypes.c_char_p)
-            core = _call(lib, "get_corename", ctypes.c_char_p)
-            info["config"] = cfg.decode() if cfg else None
-            info["corename"] = core.decode() if core else None
-            info["threads"] = _call(lib, "get_num_threads", ctypes.c_int)
-        except OSError:
-            pass
+    lib = _openblas()
+    if lib is not None:
+        cfg = _call(lib, "get_config", ctypes.c_char_p)
+        core = _call(lib, "get_corename", ctypes.c_char_p)
+        info["config"] = cfg.decode() if cfg else None
+        info["corename"] = core.decode() if core else None
+        info["threads"] = blas_threads()
     if better_coretype(info["corename"]):
         info["advice"] = (f"this CPU has AVX-512 but OpenBLAS runs its {info['corename']} (AVX2) kernels; "
                           "set OPENBLAS_CORETYPE=SkylakeX before Python starts for faster matrix products "
@@ -135,12 +142,8 @@ def _load_gemm():
     if _gemm_fns is not None:
         return _gemm_fns
     fns = {}
-    path = _openblas_path()
-    if path and os.environ.get("CONVKIT_DIRECT_GEMM", "1") != "0":
-        try:
-            lib = ctypes.CDLL(path)
-        except OSError:
-            lib = None
+    lib = _openblas()
+    if lib is not None and os.environ.get("CONVKIT_DIRECT_GEMM", "1") != "0":
         i64, ptr = ctypes.c_int64, ctypes.c_void_p
         for kind, dtype, scalar in (("s", np.float32, ctypes.c_float), ("d", np.float64, ctypes.c_double)):
             names = (f"scipy_cblas_{kind}gemm64_", f"cblas_{kind}gemm64_")
@@ -217,20 +220,13 @@ def _threads_fns():
     """(get, set) of the number of OpenBLAS threads, or () when NumPy's BLAS is not an OpenBLAS found here."""
     global _thread_fns
     if _thread_fns is None:
-        fns = ()
-        path = _openblas_path()
-        if path:
-            try:
-                lib = ctypes.CDLL(path)
-            except OSError:
-                lib = None
-            get = _symbol(lib, "get_num_threads") if lib is not None else None
-            put = _symbol(lib, "set_num_threads") if lib is not None else None
-            if get is not None and put is not None:
-                get.restype, get.argtypes = ctypes.c_int, []
-                put.restype, put.argtypes = None, [ctypes.c_int]
-                fns = (get, put)
-        _thread_fns = fns
+        lib = _openblas()
+        get = _symbol(lib, "get_num_threads") if lib is not None else None
+        put = _symbol(lib, "set_num_threads") if lib is not None else None
+        if get is not None and put is not None:
+            get.restype, get.argtypes = ctypes.c_int, []
+            put.restype, put.argtypes = None, [ctypes.c_int]
+        _thread_fns = (get, put) if get is not None and put is not None else ()
     return _thread_fns
 
 

@@ -161,6 +161,12 @@ class _KeptTransforms:
 _SPLIT_MIN_SAMPLES = 2
 _SPLIT_MIN_ELEMENTS = 1 << 16
 
+def _split_flag(split_batch):
+    if not isinstance(split_batch, bool):
+        raise TypeError(f"convkit.onnx.load: split_batch must be a bool; got split_batch={split_batch!r}.")
+    return split_batch
+
+
 # Ops whose output is always a new array of their own (never an input, nor a view of one); a value one of
 # them makes that only one node reads may be overwritten by that node. The ops that then overwrite it:
 _FRESH = frozenset({"Conv", "ConvTranspose", "Add", "Sub", "Mul", "Div", "BatchNormalization", "Relu", "Gemm",
@@ -179,9 +185,7 @@ class InferenceSession(Module):
 
     def __init__(self, model, *, label="<ModelProto>", split_batch=True):
         super().__init__()
-        if not isinstance(split_batch, bool):
-            raise TypeError(f"convkit.onnx.load: split_batch must be a bool; got split_batch={split_batch!r}.")
-        object.__setattr__(self, "_split_batch", split_batch)
+        object.__setattr__(self, "_split_batch", _split_flag(split_batch))
         onnx = require_onnx()
         from onnx import numpy_helper
 
@@ -279,15 +283,19 @@ class InferenceSession(Module):
         for name, k in last.items():
             self._free_after[k].append(name)
 
+    def _links(self):
+        """(the node index that makes each value, how many node inputs read each value, the graph outputs)."""
+        producer = {o: k for k, node in enumerate(self._nodes) for o in node[4] if o}
+        readers = Counter(n for node in self._nodes for n in node[3] if n)
+        return producer, readers, {o.name for o in self._outputs}
+
     def _pool_before_relu(self):
         """A Relu whose output only a MaxPool reads runs after the pool instead: max(relu(x)) = relu(max(x)) for
         any window, and the Relu then passes over the pooled values, a quarter or less of its input (ResNet-18,
         batch 8, in parts of 4: the Relus took 3.6 -> 2.9 ms per part). The pool takes the Relu's place and
         reads its input; the Relu takes the pool's place and writes the pool's output. The value between them
         (the Relu's output, read by the pool alone) now holds the pooled values before the Relu."""
-        producer = {o: k for k, node in enumerate(self._nodes) for o in node[4] if o}
-        readers = Counter(n for node in self._nodes for n in node[3] if n)
-        outputs = {o.name for o in self._outputs}
+        producer, readers, outputs = self._links()
         for j, (i, name, op, ins, outs, fn, attrs) in enumerate(self._nodes):
             k = producer.get(ins[0]) if op == "MaxPool" and ins else None
             if (k is None or len(outs) != 1 or attrs.get("return_indices") or self._nodes[k][2] != "Relu"
@@ -303,9 +311,7 @@ class InferenceSession(Module):
         """Relu and Add write into an input that nothing else reads: a Relu after a Conv then costs one pass
         over the conv's output and no new array (ResNet-18, batch 8, summed over its nodes: Relu 9.6 -> 5.4 ms,
         Add 2.6 -> 2.0 ms)."""
-        producer = {o: k for k, node in enumerate(self._nodes) for o in node[4] if o}
-        readers = Counter(n for node in self._nodes for n in node[3] if n)
-        outputs = {o.name for o in self._outputs}
+        producer, readers, outputs = self._links()
 
         def donated(name):
             k = producer.get(name)
@@ -523,8 +529,7 @@ def load(model, *, split_batch=True):
     (by default a large batch runs in parts side by side, one per convkit thread, where the graph
     keeps its samples apart: see docs/onnx.md).
     """
-    if not isinstance(split_batch, bool):
-        raise TypeError(f"convkit.onnx.load: split_batch must be a bool; got split_batch={split_batch!r}.")
+    _split_flag(split_batch)   # before the file is read
     model, label, folder = read_model(model)
     inline_external_data(model, label, folder)
     return InferenceSession(model, label=label, split_batch=split_batch)
