@@ -1,6 +1,7 @@
 """A session runs parts of a batch side by side only when every node keeps the samples apart: the results
 match the whole batch run as one, graphs that mix samples run whole, and BLAS gets its threads back."""
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -169,6 +170,24 @@ def test_a_failing_node_reports_the_whole_batch(split_small, monkeypatch):
 
 
 @needs_blas
+@needs_blas
+def test_parts_run_side_by_side_even_when_every_core_is_busy(split_small, monkeypatch):
+    # a part is a whole network: worth sharing a core (short blocks run inline then, see _parallel)
+    monkeypatch.setattr(_parallel, "_runnable", lambda: 999)
+    sess = conv_onnx.load(_cnn())
+    ran_on, real = [], sess._execute
+
+    def spy(*a, **k):
+        ran_on.append(threading.get_ident())
+        time.sleep(0.01)
+        return real(*a, **k)
+
+    monkeypatch.setattr(sess, "_execute", spy)
+    x = np.random.default_rng(0).standard_normal((4, 3, 8, 8)).astype(np.float32)
+    sess.run(None, {"x": x})
+    assert len(ran_on) == 2 and threading.get_ident() not in ran_on
+
+
 def test_sessions_run_in_parts_from_several_threads(split_small):
     sess = conv_onnx.load(_cnn())
     xs = [np.random.default_rng(i).standard_normal((4, 3, 8, 8)).astype(np.float32) for i in range(6)]

@@ -1,5 +1,7 @@
 """Threaded blocks give the same numbers as one thread, and ops are safe to call from several threads."""
+import os
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -34,6 +36,7 @@ def test_threads_change_nothing(rng, one_thread, monkeypatch):
 
     monkeypatch.setattr(_depthwise, "_BLOCK_ELEMENTS", 200)  # many small blocks, so threads share them
     monkeypatch.setattr(pool, "_CACHE_BYTES", 4096)
+    monkeypatch.setattr(_parallel, "_runnable", lambda: 1)     # a core is idle: the pool takes the blocks
     serial = _workload(np.random.default_rng(0))
     _parallel.set_num_threads(4)
     threaded = _workload(np.random.default_rng(0))
@@ -63,6 +66,45 @@ def test_ops_from_several_threads_at_once(monkeypatch):
     for t in threads:
         t.join()
     assert not errors, errors[0]
+
+
+@pytest.fixture
+def two_threads():
+    old = _parallel.num_threads()
+    _parallel.set_num_threads(2)
+    yield
+    _parallel.set_num_threads(old)
+
+
+def _threads_used(**kw):
+    """The threads that ran four blocks, and whether the results came back in order."""
+    def block(i):
+        time.sleep(0.01)     # long enough that the pool's second thread takes a block
+        return i, threading.get_ident()
+    got = _parallel.run_blocks(block, range(4), **kw)
+    return {t for _, t in got}, [i for i, _ in got] == [0, 1, 2, 3]
+
+
+@pytest.mark.parametrize("runnable, idle", [(1, True), (None, True), (os.cpu_count() or 1, False), (999, False)])
+def test_short_blocks_go_to_the_pool_only_while_a_core_is_idle(two_threads, monkeypatch, runnable, idle):
+    monkeypatch.setattr(_parallel, "_runnable", lambda: runnable)
+    assert _parallel._core_idle() is idle
+    used, ordered = _threads_used()
+    assert ordered
+    assert (threading.get_ident() not in used) is idle     # inline: every block on the calling thread
+    used, ordered = _threads_used(always=True)                # long blocks share the busy cores anyway
+    assert ordered and threading.get_ident() not in used
+
+
+def test_blocks_inside_a_worker_run_inline(two_threads, monkeypatch):
+    monkeypatch.setattr(_parallel, "_runnable", lambda: 1)
+    got = _parallel.run_blocks(lambda b: (threading.get_ident(), _threads_used(always=True)[0]), range(2))
+    assert all(used == {worker} for worker, used in got)
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/loadavg"), reason="no /proc/loadavg here")
+def test_runnable_counts_the_calling_thread():
+    assert _parallel._runnable() >= 1
 
 
 def test_set_num_threads_rejects_bad_values():

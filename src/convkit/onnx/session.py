@@ -474,7 +474,7 @@ class InferenceSession(Module):
 
         try:
             with _blas.one_thread():
-                got = _parallel.run_blocks(run_part, parts)
+                got = _parallel.run_blocks(run_part, parts, always=True)
         except _batch.Mixed:
             if len(self._mixed) >= 256:   # many shapes seen: forget them rather than grow without end
                 self._mixed.clear()
