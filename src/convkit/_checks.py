@@ -61,6 +61,10 @@ def result_dtype(*arrays):
 
 
 def as_int(op, name, value, *, minimum=None):
+    if type(value) is int:     # the common case, without the abstract-class checks below (a conv makes ~40 calls)
+        if minimum is not None and value < minimum:
+            fail(op, name, f">= {minimum}", value)
+        return value
     if isinstance(value, bool) or not isinstance(value, (numbers.Integral, np.integer)):
         try:
             value = operator.index(value)
