@@ -1,7 +1,6 @@
 """A session runs parts of a batch side by side only when every node keeps the samples apart: the results
 match the whole batch run as one, graphs that mix samples run whole, and BLAS gets its threads back."""
 import threading
-import time
 
 import numpy as np
 import pytest
@@ -170,7 +169,6 @@ def test_a_failing_node_reports_the_whole_batch(split_small, monkeypatch):
 
 
 @needs_blas
-@needs_blas
 def test_parts_run_side_by_side_even_when_every_core_is_busy(split_small, monkeypatch):
     # a part is a whole network: worth sharing a core (short blocks run inline then, see _parallel)
     monkeypatch.setattr(_parallel, "_runnable", lambda: 999)
@@ -179,7 +177,6 @@ def test_parts_run_side_by_side_even_when_every_core_is_busy(split_small, monkey
 
     def spy(*a, **k):
         ran_on.append(threading.get_ident())
-        time.sleep(0.01)
         return real(*a, **k)
 
     monkeypatch.setattr(sess, "_execute", spy)
@@ -188,6 +185,7 @@ def test_parts_run_side_by_side_even_when_every_core_is_busy(split_small, monkey
     assert len(ran_on) == 2 and threading.get_ident() not in ran_on
 
 
+@needs_blas
 def test_sessions_run_in_parts_from_several_threads(split_small):
     sess = conv_onnx.load(_cnn())
     xs = [np.random.default_rng(i).standard_normal((4, 3, 8, 8)).astype(np.float32) for i in range(6)]

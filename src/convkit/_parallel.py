@@ -11,8 +11,9 @@ so in a network (a conv, then a pool, then a conv) every core is usually busy. A
 worker woken then shares a core with a spinning thread, and the block takes longer
 than on the calling thread alone. Measured on 2 cores (ms, threads vs inline): the
 max pool 3x3/2 of 64x112x112 at batch 8 7.35 vs 6.53 right after a product, but
-3.7 vs 7.5 with OpenBLAS asleep; ResNet-18 at batch 1 in an ONNX session 31.7-31.9 vs
-30.7 with this rule; an mnist_cnn training step 62.4-62.6 vs 60.7-61.2.
+3.7 vs 7.5 with OpenBLAS asleep. Always the pool vs this rule, interleaved: ResNet-18
+at batch 1 in an ONNX session 30.9-32.0 vs 29.9-31.2 in four runs; an mnist_cnn
+training step 62.4-66.9 vs 60.7-66.0 (docs/performance.md, session 15).
 """
 from __future__ import annotations
 
