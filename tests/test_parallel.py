@@ -50,7 +50,7 @@ def test_threads_change_nothing(rng, one_thread, monkeypatch):
 
     monkeypatch.setattr(_depthwise, "_BLOCK_ELEMENTS", 200)  # many small blocks, so threads share them
     monkeypatch.setattr(pool, "_CACHE_BYTES", 4096)
-    monkeypatch.setattr(_parallel, "_runnable", lambda: 1)     # a core is idle: the pool takes the blocks
+    monkeypatch.setattr(_parallel, "_blas_running", lambda: False)   # the pool takes the blocks
     serial = _workload(np.random.default_rng(0))
     _parallel.set_num_threads(4)
     threaded = _workload(np.random.default_rng(0))
@@ -90,27 +90,48 @@ def _threads_used(**kw):
     return {t for _, t in got}, [i for i, _ in got] == [0, 1, 2, 3]
 
 
-@pytest.mark.parametrize("runnable, idle", [(1, True), (3, True), (None, True), (4, False), (999, False)])
-def test_short_blocks_go_to_the_pool_only_while_a_core_is_idle(two_threads, monkeypatch, runnable, idle):
-    monkeypatch.setattr(os, "cpu_count", lambda: 4)
-    monkeypatch.setattr(_parallel, "_runnable", lambda: runnable)
-    assert _parallel._core_idle() is idle
+@pytest.mark.parametrize("spinning", [False, True])
+def test_short_blocks_run_inline_while_blas_spins(two_threads, monkeypatch, spinning):
+    monkeypatch.setattr(_parallel, "_blas_running", lambda: spinning)
     used, ordered = _threads_used()
     assert ordered
-    assert (threading.get_ident() not in used) is idle     # inline: every block on the calling thread
-    used, ordered = _threads_used(always=True)                # long blocks share the busy cores anyway
+    assert (threading.get_ident() in used) is spinning     # inline: every block on the calling thread
+    used, ordered = _threads_used(always=True)                # long blocks share the cores anyway
     assert ordered and threading.get_ident() not in used
 
 
 def test_blocks_inside_a_worker_run_inline(two_threads, monkeypatch):
-    monkeypatch.setattr(_parallel, "_runnable", lambda: 1)
+    monkeypatch.setattr(_parallel, "_blas_running", lambda: False)
     got = _parallel.run_blocks(lambda b: (threading.get_ident(), _threads_used(always=True)[0]), range(2))
     assert all(used == {worker} for worker, used in got)
 
 
-@pytest.mark.skipif(not os.path.exists("/proc/loadavg"), reason="no /proc/loadavg here")
-def test_runnable_counts_the_calling_thread():
-    assert _parallel._runnable() >= 1
+@pytest.mark.parametrize("stat, running", [(b"4242 (python3) R 1 4242 0", True),
+                                           (b"4242 (python3) S 1 4242 0", False),
+                                           (b"4242 (a) R (b) S 1 4242 0", False),   # the name may hold ") R "
+                                           (b"", False)])
+def test_blas_running_reads_the_thread_state(tmp_path, monkeypatch, stat, running):
+    f = tmp_path / "stat"
+    f.write_bytes(stat)
+    monkeypatch.setitem(_parallel._blas_thread, "path", str(f))
+    monkeypatch.setitem(_parallel._blas_thread, "looked", True)
+    assert _parallel._blas_running() is running
+
+
+def test_a_vanished_blas_thread_is_looked_up_again(tmp_path, monkeypatch):
+    monkeypatch.setitem(_parallel._blas_thread, "path", str(tmp_path / "gone"))
+    monkeypatch.setitem(_parallel._blas_thread, "looked", True)
+    assert _parallel._blas_running() is False
+    assert _parallel._blas_thread["looked"] is False
+    assert _parallel._blas_running() in (True, False)        # found again (or None where there is none)
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="no /proc here")
+def test_the_thread_watched_is_not_one_python_started():
+    path = _parallel._foreign_stat()
+    if path is not None:
+        tid = int(path.split("/")[-2])
+        assert tid != os.getpid() and tid not in {t.native_id for t in threading.enumerate()}
 
 
 def test_set_num_threads_rejects_bad_values():

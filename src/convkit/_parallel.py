@@ -5,15 +5,19 @@ blocks (pooling windows, depthwise taps, im2col copies) run side by side on
 several cores, as BLAS does for the matrix products. Each block writes only
 its own part of the output, so no locking is needed.
 
-Short blocks go to the pool only while a core is idle. After a matrix product on
-several threads, OpenBLAS's workers spin for about 0.1 s waiting for the next one,
-so in a network (a conv, then a pool, then a conv) every core is usually busy. A
-worker woken then shares a core with a spinning thread, and the block takes longer
-than on the calling thread alone. Measured on 2 cores (ms, threads vs inline): the
-max pool 3x3/2 of 64x112x112 at batch 8 7.35 vs 6.53 right after a product, but
-3.7 vs 7.5 with OpenBLAS asleep. Always the pool vs this rule, interleaved: ResNet-18
-at batch 1 in an ONNX session 30.9-32.0 vs 29.9-31.2 in four runs; an mnist_cnn
-training step 62.4-66.9 vs 60.7-66.0 (docs/performance.md, session 15).
+Short blocks go to the pool only while BLAS's workers are not running. After a
+matrix product on several threads, OpenBLAS's workers spin for about 0.1 s waiting
+for the next one, so in a network (a conv, then a pool, then a conv) they hold the
+other cores nearly all the time. A worker woken then shares a core with a spinning
+thread, and the block takes longer than on the calling thread alone. Measured on 2
+cores (ms, threads vs inline): the max pool 3x3/2 of 64x112x112 at batch 8 7.35 vs
+6.53 right after a product, but 3.7 vs 7.5 with OpenBLAS asleep. Always the pool vs
+inline while BLAS spins, interleaved: ResNet-18 at batch 1 in an ONNX session
+30.9-32.0 vs 29.9-31.2 in four runs; an mnist_cnn training step 62.4-66.9 vs
+60.7-66.0 (docs/performance.md, session 15). Whether BLAS spins is read from the
+state of OpenBLAS's first worker in /proc: the machine's count of runnable threads
+(/proc/loadavg) also counts short-lived ones, and sent a fifth of the depthwise
+layer's calls inline for nothing (25.0 -> 27.5 ms a step).
 """
 from __future__ import annotations
 
@@ -63,32 +67,47 @@ def in_worker() -> bool:
     return getattr(_worker, "busy", False)
 
 
-def _runnable():
-    """Threads runnable on the machine now, the calling one included (the kernel's count in /proc/loadavg),
-    or None where that cannot be read."""
+_blas_thread = {"path": None, "looked": False}
+
+
+def _foreign_stat():
+    """The /proc stat file of this process's first thread that Python did not start (OpenBLAS's first
+    worker, made when NumPy loads), or None."""
+    own = {t.native_id for t in threading.enumerate()} | {os.getpid()}
     try:
-        with open("/proc/loadavg", "rb") as f:
-            return int(f.read().split()[3].split(b"/")[0])
-    except (OSError, ValueError, IndexError):
+        tids = sorted(int(t) for t in os.listdir("/proc/self/task"))
+    except (OSError, ValueError):
         return None
+    return next((f"/proc/self/task/{t}/stat" for t in tids if t not in own), None)
 
 
-def _core_idle():
-    """Whether some core has nothing to run (unknown counts as yes): fewer runnable threads than CPUs."""
-    running = _runnable()
-    return running is None or running < (os.cpu_count() or 1)
+def _blas_running():
+    """Whether that thread is running now: OpenBLAS's workers spin for about 0.1 s after a product on
+    several threads. False where this cannot be told (no /proc, no such thread)."""
+    if not _blas_thread["looked"]:
+        _blas_thread["path"], _blas_thread["looked"] = _foreign_stat(), True
+    path = _blas_thread["path"]
+    if path is None:
+        return False
+    try:
+        with open(path, "rb") as f:
+            return f.read().rpartition(b")")[2].split()[0] == b"R"
+    except (OSError, IndexError):     # the thread is gone: look again next time
+        _blas_thread["looked"] = False
+        return False
 
 
 def run_blocks(fn, blocks, always=False):
-    """Call fn(block) for every block, on the thread pool when there are several and a core is idle
-    (``always``: even when none is, for blocks long enough to share a core, such as a batch's parts).
+    """Call fn(block) for every block, on the thread pool when there are several and BLAS's workers are
+    not running (``always``: even when they are, for blocks long enough to share a core with them, such
+    as a batch's parts).
 
     Results come back in order. Calls made from inside a worker run inline,
     so nested use cannot deadlock the pool.
     """
     blocks = list(blocks)
     if (len(blocks) < 2 or num_threads() < 2 or getattr(_worker, "busy", False)
-            or not (always or _core_idle())):
+            or not always and _blas_running()):
         return [fn(b) for b in blocks]
 
     def task(b):
