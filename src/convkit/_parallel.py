@@ -11,13 +11,12 @@ for the next one, so in a network (a conv, then a pool, then a conv) they hold t
 other cores nearly all the time. A worker woken then shares a core with a spinning
 thread, and the block takes longer than on the calling thread alone. Measured on 2
 cores (ms, threads vs inline): the max pool 3x3/2 of 64x112x112 at batch 8 7.35 vs
-6.53 right after a product, but 3.7 vs 7.5 with OpenBLAS asleep. Always the pool vs
-inline while BLAS spins, interleaved: ResNet-18 at batch 1 in an ONNX session
-30.9-32.0 vs 29.9-31.2 in four runs; an mnist_cnn training step 62.4-66.9 vs
-60.7-66.0 (docs/performance.md, session 15). Whether BLAS spins is read from the
-state of OpenBLAS's first worker in /proc: the machine's count of runnable threads
-(/proc/loadavg) also counts short-lived ones, and sent a fifth of the depthwise
-layer's calls inline for nothing (25.0 -> 27.5 ms a step).
+6.53 right after a product, but 3.7 vs 7.5 with OpenBLAS asleep; always the pool vs
+this rule: ResNet-18 at batch 1 in an ONNX session 31.5 vs 30.2, an mnist_cnn
+training step 61.4 vs 59.6 (docs/performance.md, session 15). Whether BLAS spins is
+read from the state of OpenBLAS's first worker in /proc. The machine's count of
+runnable threads (/proc/loadavg) also counts short-lived ones: it sent a fifth of
+the depthwise layer's calls inline for nothing (25.0 -> 27.5 ms a step).
 """
 from __future__ import annotations
 
