@@ -13,8 +13,8 @@ Forms per pass of a convolution with P output positions, depth Ck = C * prod(ker
   (P_in, K * prod(kernel)) @ (., C), for the input gradient; (Ck, P) @ (P, K) for the weight's;
 - for 2-D 3x3 and 5x5 stride-1 layers, Winograd's multiply phase: a^2 products (K, C) @ (C, T)
   over T tiles of F(m x m, r x r) for the forward and (C, K) @ (K, T) for the input gradient, and
-  a^2 products (K, T) @ (T, C) of F(r x r, m x m) for the weight gradient (the same input
-  transform; convkit does not compute the weight gradient this way yet).
+  a^2 products (K, T) @ (T, C) of F(r x r, m x m) for the weight gradient (on the input transform
+  the forward kept).
 """
 from __future__ import annotations
 
@@ -52,25 +52,43 @@ def fastest(forms, repeats=5):
     return best, forms[best], times[best]
 
 
+def _winograd_tile(kernel, stride, dilation):
+    """The output tile m of convkit's Winograd for a 2-D square kernel at stride 1 and dilation 1, else None."""
+    r = kernel[0]
+    if (len(kernel) == 2 and kernel[0] == kernel[1] and r in _winograd.TILE and all(s == 1 for s in stride)
+            and all(d == 1 for d in dilation)):
+        return _winograd.TILE[r]
+    return None
+
+
+def _tiles(n, sp, m):
+    return n * math.prod(-(-o // m) for o in sp)
+
+
+def forward_forms(n, c, k, out_sp, kernel, stride, dilation, rng):
+    """{form: fn} for the forward products of a convolution without groups: k filters of size ``kernel``
+    over c channels, output (n, k, *out_sp); im2col's both ways, and Winograd's multiply where it applies."""
+    forms = product_forms(n * math.prod(out_sp), c * math.prod(kernel), k, rng, "cols @ W")
+    m = _winograd_tile(kernel, stride, dilation)
+    if m is not None:
+        forms["Winograd multiply"] = stacked_products((m + kernel[0] - 1) ** 2, k, c, _tiles(n, out_sp, m), rng)
+    return forms
+
+
 def conv_pass_forms(n, c, k, in_sp, out_sp, kernel, stride, dilation, rng):
     """{pass: {form: fn}} for the forward, input gradient and weight gradient of a convolution without
     groups: x (n, c, *in_sp), k filters of size ``kernel``, output (n, k, *out_sp)."""
     taps = math.prod(kernel)
     p_out, p_in, ck = n * math.prod(out_sp), n * math.prod(in_sp), c * taps
-    passes = {"forward": product_forms(p_out, ck, k, rng, "cols @ W"),
+    passes = {"forward": forward_forms(n, c, k, out_sp, kernel, stride, dilation, rng),
               "grad_x": product_forms(p_out, k, ck, rng, "g @ W"),
               "grad_w": product_forms(ck, p_out, k, rng, "cols^T @ g")}
     if all(s == 1 for s in stride) and taps > 1:   # with one tap it is col2im's product itself
         passes["grad_x"].update({f"rotated {name}": fn for name, fn in
                                  product_forms(p_in, k * taps, c, rng, "cols @ W").items()})
-    r = kernel[0]
-    if (len(kernel) == 2 and kernel[0] == kernel[1] and r in _winograd.TILE and all(s == 1 for s in stride)
-            and all(d == 1 for d in dilation)):
-        m = _winograd.TILE[r]
-        a2 = (m + r - 1) ** 2
-        t_out = n * math.prod(-(-o // m) for o in out_sp)
-        t_in = n * math.prod(-(-i // m) for i in in_sp)
-        passes["forward"]["Winograd multiply"] = stacked_products(a2, k, c, t_out, rng)
-        passes["grad_x"]["Winograd multiply"] = stacked_products(a2, c, k, t_in, rng)
-        passes["grad_w"]["Winograd multiply"] = stacked_products(a2, k, t_out, c, rng)
+    m = _winograd_tile(kernel, stride, dilation)
+    if m is not None:
+        a2 = (m + kernel[0] - 1) ** 2
+        passes["grad_x"]["Winograd multiply"] = stacked_products(a2, c, k, _tiles(n, in_sp, m), rng)
+        passes["grad_w"]["Winograd multiply"] = stacked_products(a2, k, _tiles(n, out_sp, m), c, rng)
     return passes

@@ -33,7 +33,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "src"))
 sys.path.insert(0, os.path.dirname(__file__))
 import convkit  # noqa: E402
 import convkit.onnx  # noqa: E402
-from _floor import fastest, product_forms, stacked_products  # noqa: E402
+from _floor import fastest, forward_forms  # noqa: E402
 from _timing import interleaved  # noqa: E402
 
 try:
@@ -160,10 +160,7 @@ def products_floor(shapes, rng):
     steps, lines = [], []
     for (n, c, h, w_), (k, _, kh, kw), (sh, sw) in shapes:
         oh, ow = (h + 2 * (kh // 2) - kh) // sh + 1, (w_ + 2 * (kw // 2) - kw) // sw + 1
-        forms = product_forms(n * oh * ow, c * kh * kw, k, rng, "cols @ W")
-        if kh == kw == 3 and sh == sw == 1:
-            forms["Winograd multiply"] = stacked_products(36, k, c, n * -(-oh // 4) * -(-ow // 4), rng)
-        best, fn, seconds = fastest(forms)
+        best, fn, seconds = fastest(forward_forms(n, c, k, (oh, ow), (kh, kw), (sh, sw), (1, 1), rng))
         steps.append(fn)
         lines.append(f"    {c:3d}->{k:3d} {kh}x{kw}/{sh} at {h}x{w_}: {best} {seconds * 1e3:.2f} ms")
     return (lambda: [f() for f in steps]), lines

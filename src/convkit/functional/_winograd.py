@@ -148,12 +148,7 @@ def _gather(tiles, out):
     if n < num_threads():
         return _copy(tiles, 0, out=out)
     per_sample = c * tiles.shape[4] * tiles.strides[4]     # bytes of padded input per sample
-    pieces = max(num_threads(), -(-n * per_sample // _GATHER_BLOCK_BYTES))
-
-    def part(sl):
-        out[:, :, :, sl] = tiles[:, :, :, sl]
-    run_blocks(part, _parts(n, pieces))
-    return out
+    return _copy(tiles, 3, out, pieces=max(num_threads(), -(-n * per_sample // _GATHER_BLOCK_BYTES)))
 
 
 # Planes narrower than this many tiles gather whole tiles instead (_gather_rows): _gather's copies run along
@@ -169,11 +164,7 @@ def _gather_rows(xp, a, m, th, tw, out):
     s = xp.strides
     rows = np.ndarray((xp.shape[1], xp.shape[0], th, tw, a), dtype=np.dtype((np.void, a * xp.itemsize)),
                       buffer=xp, strides=(s[1], s[0], m * s[2], m * s[3], s[2]))
-    dst = _rows(out, a)
-
-    def part(sl):
-        dst[sl] = rows[sl]
-    run_blocks(part, _parts(xp.shape[1], num_threads()))
+    _copy(rows, 0, _rows(out, a), pieces=num_threads())
     return out
 
 
@@ -346,12 +337,14 @@ def input_grad(g, w, input_shape, pads, m=None):
 _THREADED_COPY_BYTES = 4 << 20
 
 
-def _copy(src, axis, out):
-    """out = the strided view ``src``, split along ``axis`` over convkit's threads when it is large."""
+def _copy(src, axis, out, pieces=None):
+    """out = the strided view ``src``, split along ``axis`` into ``pieces`` over convkit's threads (by default
+    two per thread when it is large, else one)."""
     def part(sl):
         at = (slice(None),) * axis + (sl,)
         out[at] = src[at]
-    pieces = 2 * num_threads() if src.size * src.itemsize >= _THREADED_COPY_BYTES else 1
+    if pieces is None:
+        pieces = 2 * num_threads() if src.size * src.itemsize >= _THREADED_COPY_BYTES else 1
     run_blocks(part, _parts(src.shape[axis], pieces))
     return out
 

@@ -161,6 +161,7 @@ class _KeptTransforms:
 _SPLIT_MIN_SAMPLES = 2
 _SPLIT_MIN_ELEMENTS = 1 << 16
 
+
 def _split_flag(split_batch):
     if not isinstance(split_batch, bool):
         raise TypeError(f"convkit.onnx.load: split_batch must be a bool; got split_batch={split_batch!r}.")
