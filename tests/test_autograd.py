@@ -374,3 +374,58 @@ def test_dropout_through_tensors_is_seeded_and_exact(rng):
     kept = y.data != 0
     np.testing.assert_allclose(x.grad.data, np.where(kept, 2.0, 0.0))
     assert F.dropout(x, 0.5, training=False) is not None
+
+
+def _record_backward(t, seen):
+    """Wrap t's node so that the gradients its backward returns are appended to ``seen``."""
+    node = t._node
+    inner = node.backward
+    node.backward = lambda g: [seen.append(a) or a for a in inner(g)]
+
+
+def test_leaf_takes_a_gradient_only_the_engine_holds():
+    """A leaf's first gradient, made afresh by an op's backward, becomes .grad without a copy (as PyTorch's
+    AccumulateGrad steals it); what the user passed, or one array handed to two leaves, is copied."""
+    x = ck.tensor(np.arange(12.0).reshape(3, 4), requires_grad=True)
+    y = x * 3.0
+    seen = []
+    _record_backward(y, seen)
+    y.backward(np.ones((3, 4)))
+    assert x.grad.data is seen[0]
+    np.testing.assert_array_equal(x.grad.data, np.full((3, 4), 3.0))
+    # the user's gradient, through a view of it: x.grad is a copy
+    x.grad = None
+    g = np.ones(12)
+    x.reshape(12).backward(g)
+    assert not np.shares_memory(x.grad.data, g)
+    g[0] = 5.0
+    assert x.grad.data[0, 0] == 1.0
+    # the engine's own gradient, through a reshape: taken (a view of it)
+    x.grad = None
+    h = x * 2.0
+    z = h.reshape(12)
+    seen = []
+    _record_backward(h, seen)
+    z.backward(np.ones(12))
+    assert x.grad.data is seen[0]
+
+
+def test_gradients_that_share_memory_are_copied():
+    """An Add hands one array to both of its inputs: each leaf gets its own copy. A retained non-leaf's
+    gradient is a copy too (its node passes g on)."""
+    a = ck.tensor(np.ones((2, 3)), requires_grad=True)
+    b = ck.tensor(np.ones((2, 3)), requires_grad=True)
+    ((a + b) * 2.0).backward(np.ones((2, 3)))
+    assert not np.shares_memory(a.grad.data, b.grad.data)
+    a.grad.data += 1.0
+    np.testing.assert_array_equal(b.grad.data, np.full((2, 3), 2.0))
+    c = ck.tensor(np.ones(6), requires_grad=True)
+    h = c.reshape(2, 3)
+    h.retain_grad()
+    (h * 2.0).backward(np.arange(6.0).reshape(2, 3))
+    assert not np.shares_memory(h.grad.data, c.grad.data)
+    np.testing.assert_array_equal(c.grad.data, 2.0 * np.arange(6.0))
+    # a float32 leaf keeps its dtype whatever the gradient's
+    e = ck.tensor(np.ones(3, np.float32), requires_grad=True)
+    (e * 2.0).backward(np.ones(3))
+    assert e.grad.dtype == np.float32

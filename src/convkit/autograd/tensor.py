@@ -228,14 +228,18 @@ class Tensor:
                 raise ValueError(f"backward: gradient must have the output's shape {self.data.shape}; "
                                  f"got shape={g.shape}.")
         grads = {id(self): g}
+        # which gradients are the engine's alone (see _exclusive): a leaf then takes its array as .grad
+        # instead of a copy, as PyTorch's AccumulateGrad steals a gradient nothing else holds
+        own = {id(self): gradient is None}
         with no_grad():
             for t in _topological(self):
                 g = grads.pop(id(t), None)
+                mine = own.pop(id(t), False)
                 if g is None:
                     continue
                 node = t._node
                 if node is None or t._retain:
-                    t._accumulate(g)
+                    t._accumulate(g, take=mine and node is None)
                 if node is None:
                     continue
                 if node.backward is None:
@@ -244,19 +248,28 @@ class Tensor:
                 parent_grads = node.backward(g)
                 if not retain_graph:
                     node.backward = None
-                for p, gp in zip(node.parents, parent_grads):
+                parent_grads = [gp if gp is None or type(gp) is np.ndarray else np.asarray(gp)
+                                for gp in parent_grads]
+                for i, (p, gp) in enumerate(zip(node.parents, parent_grads)):
                     if gp is None or p is None or not p.requires_grad:
                         continue
-                    if type(gp) is not np.ndarray:
-                        gp = np.asarray(gp)
                     k = id(p)
-                    grads[k] = gp if k not in grads else grads[k] + gp
+                    if k in grads:
+                        grads[k] = grads[k] + gp
+                        own[k] = True
+                    else:
+                        grads[k] = gp
+                        own[k] = _exclusive(gp, g, mine, parent_grads, i)
 
-    def _accumulate(self, g):
+    def _accumulate(self, g, take=False):
+        """Add g to .grad; a first gradient is copied, or with ``take`` (the engine's alone, see _exclusive)
+        kept as it is when it has the leaf's dtype and is contiguous (the layout a copy would have)."""
         if g.shape != self.data.shape:  # a bug in some op's backward, never the user's
             raise RuntimeError(f"backward: gradient shape {g.shape} does not match tensor shape {self.data.shape}.")
         if self.grad is None:
-            self.grad = Tensor(np.array(g, dtype=self.data.dtype, copy=True))
+            if not (take and g.dtype == self.data.dtype and (g.flags.c_contiguous or g.flags.f_contiguous)):
+                g = np.array(g, dtype=self.data.dtype, copy=True)
+            self.grad = Tensor(g)
         else:
             self.grad.data += g
 
@@ -266,6 +279,19 @@ class Tensor:
         from .functional import dispatch
 
         return dispatch(fn, args, kwargs)
+
+
+def _exclusive(gp, g, g_mine, siblings, i):
+    """Whether the gradient ``gp`` that a node's backward returned (the i-th of ``siblings``, given g) is the
+    engine's alone: writeable, sharing memory with no other gradient of the same node (an Add hands the
+    same g to both of its inputs), and, if it shares memory with g (a reshape's view, g itself), only when
+    g was the engine's alone too. Anything else a backward returns is computed afresh: convkit's ops do not
+    return views of what they saved. The gradient the user passed to backward() is not the engine's."""
+    if not gp.flags.writeable:
+        return False
+    if any(j != i and s is not None and np.may_share_memory(gp, s) for j, s in enumerate(siblings)):
+        return False
+    return g_mine or not np.may_share_memory(gp, g)
 
 
 def _topological(root):
