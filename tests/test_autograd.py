@@ -400,14 +400,19 @@ def test_leaf_takes_a_gradient_only_the_engine_holds():
     assert not np.shares_memory(x.grad.data, g)
     g[0] = 5.0
     assert x.grad.data[0, 0] == 1.0
-    # the engine's own gradient, through a reshape: taken (a view of it)
+    # the engine's own gradient (the product's), through a reshape: x takes the reshape's view of it
     x.grad = None
-    h = x * 2.0
-    z = h.reshape(12)
+    h = x.reshape(12)
     seen = []
     _record_backward(h, seen)
-    z.backward(np.ones(12))
-    assert x.grad.data is seen[0]
+    (h * 2.0).backward(np.ones(12))
+    assert x.grad.data is seen[0] and seen[0].base is not None
+    np.testing.assert_array_equal(x.grad.data, np.full((3, 4), 2.0))
+    # a cat of many tensors hands out copies
+    parts = [ck.tensor(np.ones(2), requires_grad=True) for _ in range(12)]
+    (ck.cat(parts) * 2.0).backward(np.ones(24))
+    assert all(not np.shares_memory(p.grad.data, q.grad.data) for p, q in zip(parts, parts[1:]))
+    assert all(p.grad.data.base is None for p in parts)
 
 
 def test_gradients_that_share_memory_are_copied():

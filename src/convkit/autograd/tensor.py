@@ -281,13 +281,18 @@ class Tensor:
         return dispatch(fn, args, kwargs)
 
 
+# A node with more gradients than this (a cat of many tensors) hands its inputs copies, as before: checking
+# every pair of them for shared memory would cost more than the copies save.
+_EXCLUSIVE_MAX_SIBLINGS = 8
+
+
 def _exclusive(gp, g, g_mine, siblings, i):
     """Whether the gradient ``gp`` that a node's backward returned (the i-th of ``siblings``, given g) is the
     engine's alone: writeable, sharing memory with no other gradient of the same node (an Add hands the
     same g to both of its inputs), and, if it shares memory with g (a reshape's view, g itself), only when
     g was the engine's alone too. Anything else a backward returns is computed afresh: convkit's ops do not
     return views of what they saved. The gradient the user passed to backward() is not the engine's."""
-    if not gp.flags.writeable:
+    if not gp.flags.writeable or len(siblings) > _EXCLUSIVE_MAX_SIBLINGS:
         return False
     if any(j != i and s is not None and np.may_share_memory(gp, s) for j, s in enumerate(siblings)):
         return False
