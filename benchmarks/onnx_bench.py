@@ -159,8 +159,8 @@ def products_floor(shapes, rng):
     by kernel // 2 on every side, as every Conv node of resnet18() is."""
     steps, lines = [], []
     for (n, c, h, w_), (k, _, kh, kw), (sh, sw) in shapes:
-        oh, ow = (h + 2 * (kh // 2) - kh) // sh + 1, (w_ + 2 * (kw // 2) - kw) // sw + 1
-        best, fn, seconds = fastest(forward_forms(n, c, k, (oh, ow), (kh, kw), (sh, sw), (1, 1), rng))
+        out = convkit.shapes.conv_output_shape((h, w_), (kh, kw), (sh, sw), (kh // 2, kw // 2))
+        best, fn, seconds = fastest(forward_forms(n, c, k, out, (kh, kw), (sh, sw), (1, 1), rng))
         steps.append(fn)
         lines.append(f"    {c:3d}->{k:3d} {kh}x{kw}/{sh} at {h}x{w_}: {best} {seconds * 1e3:.2f} ms")
     return (lambda: [f() for f in steps]), lines

@@ -211,23 +211,22 @@ def gemm(a, b, out, beta=0.0):
 # must then run on the thread that calls them, not wake OpenBLAS's own workers (which would then compete
 # with the other part's thread for the same cores).
 
-_thread_fns = None
 _one = {"depth": 0, "saved": None}
 _one_lock = threading.Lock()
 
 
+@functools.lru_cache(maxsize=None)
 def _threads_fns():
     """(get, set) of the number of OpenBLAS threads, or () when NumPy's BLAS is not an OpenBLAS found here."""
-    global _thread_fns
-    if _thread_fns is None:
-        lib = _openblas()
-        get = _symbol(lib, "get_num_threads") if lib is not None else None
-        put = _symbol(lib, "set_num_threads") if lib is not None else None
-        if get is not None and put is not None:
-            get.restype, get.argtypes = ctypes.c_int, []
-            put.restype, put.argtypes = None, [ctypes.c_int]
-        _thread_fns = (get, put) if get is not None and put is not None else ()
-    return _thread_fns
+    lib = _openblas()
+    if lib is None:
+        return ()
+    get, put = _symbol(lib, "get_num_threads"), _symbol(lib, "set_num_threads")
+    if get is None or put is None:
+        return ()
+    get.restype, get.argtypes = ctypes.c_int, []
+    put.restype, put.argtypes = None, [ctypes.c_int]
+    return get, put
 
 
 def can_set_threads() -> bool:

@@ -24,10 +24,10 @@ def _show(value):
     """A value as an error message shows it: arrays by shape and dtype, also inside tuples and lists."""
     if isinstance(value, np.ndarray):
         return f"array(shape={value.shape}, dtype={value.dtype})"
-    if type(value) in (tuple, list):
-        inner = ", ".join(_show(v) for v in value)
-        return f"({inner},)" if type(value) is tuple and len(value) == 1 else \
-            f"({inner})" if type(value) is tuple else f"[{inner}]"
+    if type(value) is list:
+        return "[" + ", ".join(_show(v) for v in value) + "]"
+    if type(value) is tuple:
+        return "(" + ", ".join(_show(v) for v in value) + ("," if len(value) == 1 else "") + ")"
     return repr(value)
 
 
@@ -61,16 +61,13 @@ def result_dtype(*arrays):
 
 
 def as_int(op, name, value, *, minimum=None):
-    if type(value) is int:     # the common case, without the abstract-class checks below (a conv makes ~40 calls)
-        if minimum is not None and value < minimum:
-            fail(op, name, f">= {minimum}", value)
-        return value
-    if isinstance(value, bool) or not isinstance(value, (numbers.Integral, np.integer)):
-        try:
-            value = operator.index(value)
-        except TypeError:
-            raise TypeError(f"{op}: {name} must be an int; got {name}={_show(value)}.") from None
-    value = int(value)
+    if type(value) is not int:   # a plain int, the common case, skips the abstract-class checks (~40 per conv)
+        if isinstance(value, bool) or not isinstance(value, (numbers.Integral, np.integer)):
+            try:
+                value = operator.index(value)
+            except TypeError:
+                raise TypeError(f"{op}: {name} must be an int; got {name}={_show(value)}.") from None
+        value = int(value)
     if minimum is not None and value < minimum:
         fail(op, name, f">= {minimum}", value)
     return value

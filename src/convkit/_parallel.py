@@ -105,8 +105,7 @@ def run_blocks(fn, blocks, always=False):
     so nested use cannot deadlock the pool.
     """
     blocks = list(blocks)
-    if (len(blocks) < 2 or num_threads() < 2 or getattr(_worker, "busy", False)
-            or not always and _blas_running()):
+    if len(blocks) < 2 or num_threads() < 2 or in_worker() or not always and _blas_running():
         return [fn(b) for b in blocks]
 
     def task(b):
