@@ -151,7 +151,7 @@ def test_conv_transpose_algorithms_match_reference(rng, x_shape, w_shape, groups
 
 @pytest.mark.parametrize("call,pattern", [
     (lambda: F.conv(np.ones((1, 2, 5, 5)), np.ones((3, 2, 4, 4)), algorithm="winograd"),
-     r"conv2d: algorithm must be one that applies to this convolution \('implicit', 'im2col'\); "
+     r"conv2d: algorithm must be one that applies to this convolution \('implicit', 'fft', 'im2col'\); "
      r"got algorithm='winograd'\."),
     (lambda: F.conv(np.ones((1, 2, 5, 5)), np.ones((3, 2, 3, 3)), stride=2, algorithm="winograd"),
      "applies to this convolution"),
@@ -159,7 +159,7 @@ def test_conv_transpose_algorithms_match_reference(rng, x_shape, w_shape, groups
     (lambda: F.conv(np.ones((1, 2, 5, 5)), np.ones((2, 1, 3, 3)), groups=2, stride=2, algorithm="direct"),
      "got algorithm='direct'"),
     (lambda: F.conv(np.ones((1, 2, 5, 5)), np.ones((3, 2, 3, 3)), algorithm="fast"),
-     r"algorithm must be None, 'auto' or one of 'direct', 'gemm', 'implicit', 'winograd', 'im2col'; "
+     r"algorithm must be None, 'auto' or one of 'direct', 'gemm', 'implicit', 'winograd', 'fft', 'im2col'; "
      r"got algorithm='fast'"),
     (lambda: F.conv(np.ones((1, 2, 5, 5)), np.ones((3, 2, 3, 3)), stride=2, algorithm="implicit"),
      r"\('im2col'\); got algorithm='implicit'"),
@@ -191,7 +191,7 @@ def test_the_automatic_choice_per_shape():
     for x_shape, w_shape, autograd in [((8, 512, 7, 7), (512, 512, 3, 3), "im2col"),
                                        ((8, 256, 28, 28), (256, 256, 3, 3), "winograd"),
                                        ((8, 512, 14, 14), (512, 512, 3, 3), "im2col"),
-                                       ((64, 32, 14, 14), (64, 32, 5, 5), "im2col"),
+                                       ((64, 32, 14, 14), (64, 32, 5, 5), "fft"),
                                        ((8, 8, 56, 56), (8, 8, 3, 3), "im2col"),
                                        ((2, 16, 16, 32, 32), (32, 16, 3, 3, 3), "winograd")]:
         assert F.conv_algorithms(x_shape, w_shape, padding=w_shape[-1] // 2)["forward_autograd"] == autograd, x_shape
@@ -237,7 +237,8 @@ def test_autotune_measures_once_per_shape_and_agrees_with_the_default(rng):
         plans = F.conv_plans()
         assert {k[0] for k in plans} == {"forward", "backward"}
         for plan in plans.values():
-            assert set(plan["seconds"]) == {"implicit", "winograd", "im2col"} and plan["algorithm"] in plan["seconds"]
+            assert (set(plan["seconds"]) == {"implicit", "winograd", "fft", "im2col"}
+                    and plan["algorithm"] in plan["seconds"])
         F.conv(x, w, padding=1)
         assert len(F.conv_plans()) == len(plans)          # the second call of a shape measures nothing
     assert not F.get_autotune()
@@ -449,3 +450,96 @@ def test_arrays_passed_as_shapes_are_named_by_shape_in_the_error():
     msg = str(err.value)
     assert msg == ("conv_algorithms: x_shape must be ints >= 1; got x_shape=(array(shape=(3, 4, 4), dtype=float64), "
                    "array(shape=(3, 4, 4), dtype=float64)).")
+
+
+FFT_GRID = [
+    # x shape, weight shape, keywords: 2-D, stride 1, no groups, padded planes of at most 32 a side
+    ((2, 3, 7, 9), (4, 3, 3, 3), dict(padding=1)),
+    ((2, 3, 9, 7), (4, 3, 5, 5), dict(padding=2)),
+    ((1, 2, 6, 8), (3, 2, 5, 2), dict(padding=((2, 0), (1, 3)))),         # asymmetric, even plane side
+    ((3, 2, 10, 8), (5, 2, 3, 3), dict(padding=((0, 0), (2, 2)), dilation=(2, 3))),
+    ((2, 4, 5, 5), (3, 4, 1, 1), dict(padding=2)),                        # 1x1 with padding: no gemm
+    ((1, 2, 5, 5), (3, 2, 5, 5), dict(padding=6)),                        # padding wider than the kernel
+    ((2, 3, 28, 28), (4, 3, 5, 5), dict(padding=2)),                      # a 32 x 32 plane, the largest
+    ((2, 3, 9, 11), (2, 3, 3, 3), dict(padding=1, padding_mode="reflect")),
+    ((2, 3, 6, 6), (4, 3, 7, 7), dict(padding="same", data_format="channels_last")),
+    ((1, 1, 4, 4), (1, 1, 4, 4), dict()),                                 # one output cell
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("x_shape,w_shape,kw", FFT_GRID)
+def test_fft_matches_reference(rng, x_shape, w_shape, kw, dtype):
+    assert "fft" in _algorithms(x_shape, w_shape, 1, kw)
+    _check(rng, x_shape, w_shape, 1, kw, "fft", dtype)
+
+
+def test_fft_float32_error_on_a_real_layer_size(rng):
+    """5x5 32->64 at 14x14 (MNIST's second layer) in float32 by FFT: forward and both gradients within 1e-5
+    of the float64 reference, relative to its largest value."""
+    x, w = rng.standard_normal((4, 32, 14, 14)), rng.standard_normal((64, 32, 5, 5)) * 0.1
+    y = F.conv(x, w, padding=2)
+    g = rng.standard_normal(y.shape)
+    want = (y,) + tuple(F.conv_vjp(g, x, w, padding=2)[:2])
+    f32 = [a.astype(np.float32) for a in (x, w, g)]
+    got = (F.conv(f32[0], f32[1], padding=2, algorithm="fft"),) + tuple(
+        F.conv_vjp(f32[2], f32[0], f32[1], padding=2, algorithm="fft")[:2])
+    for a, e in zip(got, want):
+        assert a.dtype == np.float32
+        assert np.abs(a - e).max() <= 1e-5 * np.abs(e).max()
+
+
+def test_fft_applies_to_small_planes_and_weight_spectra_only():
+    ok = F.conv_algorithms((8, 16, 28, 28), (16, 16, 5, 5), padding=2)["applicable"]
+    assert "fft" in ok
+    for x_shape, w_shape, kw in [((8, 16, 29, 28), (16, 16, 5, 5), dict(padding=2)),     # a 33-cell side
+                                 ((8, 16, 14, 14), (16, 16, 5, 5), dict(padding=2, stride=2)),
+                                 ((8, 16, 14, 14), (16, 8, 5, 5), dict(padding=2, groups=2)),
+                                 ((8, 16, 14), (16, 16, 5), dict(padding=2)),                # 1-D
+                                 ((8, 256, 14, 14), (256, 256, 3, 3), dict(padding=1))]:   # 151 MB of spectrum
+        groups = kw.pop("groups", 1)
+        assert "fft" not in F.conv_algorithms(x_shape, w_shape, groups=groups, **kw)["applicable"], x_shape
+    with convkit.workspace_limit(1 << 20):                # the 16x16 5x5 weight's spectrum is 1.1 MB
+        assert "fft" not in F.conv_algorithms((8, 16, 28, 28), (16, 16, 5, 5), padding=2)["applicable"]
+
+
+def test_autograd_fft_keeps_the_spectra_for_the_backward(rng, monkeypatch):
+    """A 5x5 training layer with enough samples and channels runs FFT: the forward keeps the input's and the
+    weight's spectra, and the backward transforms only grad_out (one transform in all, not three); the
+    gradients match the reference."""
+    from convkit.functional import _fft
+    assert F.conv_algorithms((16, 8, 10, 10), (8, 8, 5, 5), padding=2)["forward_autograd"] == "fft"
+    made = []
+    transform = _fft.transform
+    monkeypatch.setattr(_fft, "transform", lambda a, *r, **k: made.append(a.shape) or transform(a, *r, **k))
+    x = convkit.tensor(rng.standard_normal((16, 8, 10, 10)), requires_grad=True)
+    w = convkit.tensor(rng.standard_normal((8, 8, 5, 5)), requires_grad=True)
+    b = convkit.tensor(rng.standard_normal(8), requires_grad=True)
+    y = F.conv(x, w, b, padding=2)
+    assert [s[0] for s in made] == [8, 16]               # the weight (input channels as its batch), then x
+    made.clear()
+    g = rng.standard_normal(y.shape)
+    y.backward(g)
+    assert made == [(16, 8, 10, 10)]                     # grad_out alone
+    want = R.conv_vjp(g, x.data, w.data, b.data, padding=2)
+    for a, e in zip((x.grad, w.grad, b.grad), want):
+        np.testing.assert_allclose(a, e, atol=1e-10)
+
+
+def test_fft_under_a_tiny_workspace_goes_a_few_samples_at_a_time(rng, monkeypatch):
+    """A batch whose spectra do not fit the workspace runs in chunks: the forward keeps nothing and the
+    backward makes the input's spectrum again, chunk by chunk, adding up the weight gradient."""
+    from convkit.functional import _fft
+    x = convkit.tensor(rng.standard_normal((12, 3, 6, 6)), requires_grad=True)
+    w = convkit.tensor(rng.standard_normal((4, 3, 3, 3)), requires_grad=True)
+    chunks = []
+    product = _fft._product
+    monkeypatch.setattr(_fft, "_product", lambda s, *a, **k: chunks.append(s.shape[0]) or product(s, *a, **k))
+    with convkit.workspace_limit(70000):
+        assert _fft._chunk(x.shape, w.shape, ((1, 1), (1, 1)), 8) == 5
+        y = F.conv(x, w, padding=1, algorithm="fft")
+        y.backward(np.ones(y.shape))
+    assert chunks == [5, 5, 2] * 2               # the forward's and the input gradient's, in chunks
+    np.testing.assert_allclose(y.data, R.conv(x.data, w.data, padding=1), atol=1e-10)
+    for a, e in zip((x.grad, w.grad), R.conv_vjp(np.ones(y.shape), x.data, w.data, padding=1)[:2]):
+        np.testing.assert_allclose(a, e, atol=1e-10)

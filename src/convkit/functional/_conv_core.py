@@ -30,7 +30,7 @@ from .._config import get_workspace_limit
 from .._parallel import num_threads, run_blocks
 from .._scratch import kept_or_scratch, place, pooled, scratch
 from ..shapes import full_correlation_padding, padded_shape
-from . import _depthwise, _implicit, _plan, _winograd
+from . import _depthwise, _fft, _implicit, _plan, _winograd
 from ._im2col import _parts, col2im_add, col2im_cl_add, im2col, im2col_cl, im2col_fold, plan_chunks, row_span
 from ._weights import derived, rotated as _rotated
 from .padding import pad_nd
@@ -412,6 +412,8 @@ def forward(x, w, stride, pads, dilation, groups, out, keep=False, bias=None, al
         return forward(x, w, stride, pads, dilation, groups, out, keep, bias, alg, weights)
     alg = _plan.choose("forward", x, w, stride, pads, dilation, groups, out, algorithm, keep, trial,
                        cached=weights is not None)
+    if alg == "fft":
+        return _fft.forward(x, w, pads, dilation, out, bias, keep)
     if alg in ("direct", "gemm", "implicit", "winograd"):
         if alg == "direct":
             y = _depthwise.forward(x, w, pads, dilation, out)
@@ -481,6 +483,8 @@ def backward(x, w, g, stride, pads, dilation, groups, need_x=True, need_w=True, 
     forces one (Winograd computes the input gradient, and the weight gradient when the forward
     kept its transformed input; otherwise the weight gradient is im2col's).
     """
+    if isinstance(cols, _fft.Kept):
+        return _fft.backward(x, w, g, pads, dilation, need_x, need_w, cols)
     if need_w and isinstance(cols, _winograd.Kept):
         gx = backward(x, w, g, stride, pads, dilation, groups, True, False, None, algorithm)[0] if need_x else None
         return gx, _winograd.weight_grad(cols, g, w.shape)
@@ -493,6 +497,8 @@ def backward(x, w, g, stride, pads, dilation, groups, need_x=True, need_w=True, 
                        trial=trial if need_x else None)
     if alg == "direct":
         return _depthwise.backward(x, w, g, pads, dilation, need_x, need_w)
+    if alg == "fft":
+        return _fft.backward(x, w, g, pads, dilation, need_x, need_w)
     if alg == "gemm":
         return _pointwise_backward(x, w, g, stride, need_x, need_w)
     if alg == "implicit":

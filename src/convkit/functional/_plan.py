@@ -14,6 +14,10 @@ convkit.reference):
                 of 3-D ones) with stride 1, dilation 1 and no groups: the forward, the input gradient,
                 and the weight gradient from the transformed input a training forward kept (else
                 im2col's)
+    "fft"       the convolution theorem with every DFT a matrix product, for 2-D convolutions with
+                stride 1 and no groups on small planes (padded sides at most _fft.MAX_SIDE): the
+                forward, the input gradient and the weight gradient, which share the spectra a
+                training forward kept
     "im2col"    im2col + one GEMM per chunk: every convolution
 
 A pass is "forward" or "backward" (the input and weight gradients; the transposed convolution's
@@ -27,9 +31,9 @@ import threading
 import time
 
 from .. import _blas
-from . import _depthwise, _implicit, _winograd
+from . import _depthwise, _fft, _implicit, _winograd
 
-ALGORITHMS = ("direct", "gemm", "implicit", "winograd", "im2col")
+ALGORITHMS = ("direct", "gemm", "implicit", "winograd", "fft", "im2col")
 
 _lock = threading.Lock()
 _plans: dict = {}
@@ -47,6 +51,8 @@ def applicable(x_shape, w, stride, pads, dilation, groups):
         found.append("implicit")
     if _winograd.applicable(w, stride, dilation, groups):
         found.append("winograd")
+    if _fft.applicable(x_shape, w, stride, pads, dilation, groups):
+        found.append("fft")
     found.append("im2col")
     return found
 
@@ -149,6 +155,28 @@ def _winograd_keeps(x_shape, w, out):
             and _winograd_pays(x_shape, w, out, max_waste=_WINOGRAD_FIRST_MAX_WASTE))
 
 
+# Forward + both gradients through autograd, ms, the default (im2col) vs FFT: 5x5 32->64 at 14x14, batch 64,
+# 30.1 vs 21.7; 5x5 16->32 at 28x28, batch 32, 23.6 vs 16.4; 5x5 6->16 at 14x14 unpadded, batch 64, 6.1 vs 3.5;
+# 7x7 32->32 at 14x14, batch 16, 15.8 vs 6.5; but 5x5 64->64 at 7x7, batch 8, 3.5 vs 5.8 (too few samples to
+# pay for the weight's spectrum), and 3x3 kernels even or slower (32->32 at 28x28, batch 32: Winograd 16.3 vs
+# 22.4). The forward alone gains less (it pays the weight's spectrum with one product instead of three):
+# 5x5 32->64 9.2 vs 8.6, 5x5 16->32 7.0 vs 8.2, 7x7 32->32 5.1 vs 3.3. Few channels leave each frequency's
+# product too small: 5x5 at 28x28, batch 64, 1->32 7.9 vs 20.0, 3->32 18.6 vs 25.9, but 8->16 29.1 vs 16.8.
+_FFT_MIN_CHANNELS = 6
+_FFT_MIN_TAPS = 25
+_FFT_MIN_TAPS_FORWARD = 49
+_FFT_MIN_SAMPLES = 16
+
+
+def _fft_pays(pass_, x_shape, w, keep):
+    """FFT for kernels of at least _FFT_MIN_TAPS taps (forwards that keep nothing for a weight gradient: at
+    least _FFT_MIN_TAPS_FORWARD) over at least _FFT_MIN_SAMPLES samples, with at least _FFT_MIN_CHANNELS
+    input channels and filters."""
+    taps = math.prod(w.shape[2:])
+    return (x_shape[0] >= _FFT_MIN_SAMPLES and min(w.shape[:2]) >= _FFT_MIN_CHANNELS
+            and taps >= (_FFT_MIN_TAPS if keep or pass_ == "backward" else _FFT_MIN_TAPS_FORWARD))
+
+
 def heuristic(pass_, x_shape, w, stride, pads, dilation, groups, out, keep=False, cands=None, cached=False):
     """The default choice among ``cands`` (default: the applicable algorithms). A forward that keeps
     what the weight gradient needs (autograd) takes Winograd where its kept transformed input makes the
@@ -161,7 +189,11 @@ def heuristic(pass_, x_shape, w, stride, pads, dilation, groups, out, keep=False
     if "winograd" in cands and (_winograd_keeps(x_shape, w, out) if keep else
                                 w.ndim == 4 and _winograd_first(pass_, x_shape, w, out, cached)):
         return "winograd"      # wide layers: the transforms are shared by many channels
+    if "fft" in cands and _fft_pays(pass_, x_shape, w, keep):
+        return "fft"           # few samples' worth of products per frequency, each a quarter of a 5x5's taps
     for alg in cands:
+        if alg == "fft":
+            continue
         if alg == "winograd" and (keep or w.ndim != 4 or not _winograd_pays(x_shape, w, out)):
             continue
         if alg == "implicit" and (keep or not (
