@@ -4,19 +4,20 @@ A stride-1 2-D convolution of a padded plane of P x Q cells is a circular correl
 (no output reads past the plane's end, so nothing wraps around). In the frequency domain it is one
 complex product per frequency and channel pair, summed over the input channels:
 
-    Y[f] (N, K) = X[f] (N, C) @ conj(W[f])^T (C, K)       f = (p, r), p < P, r < Q // 2 + 1
+    Y[f] (K, N) = conj(W[f]) (K, C) @ X[f] (C, N)       f = (p, r), p < P, r < Q // 2 + 1
 
 so the layer is P * (Q // 2 + 1) small matrix products (each complex one a real product of twice
-the size: Y = [Yr | Yi] = [Xr | Xi] @ [[Wr^T, -Wi^T], [Wi^T, Wr^T]]) instead of one product as
-long as the kernel has taps. For 5x5 32->64 at 14x14 (18 x 18 padded) that is 4 real multiplies per
+the size: [Yr; Yi] = [[Wr, Wi], [-Wi, Wr]] @ [Xr; Xi]) instead of one product as long as the kernel
+has taps. For 5x5 32->64 at 14x14 (18 x 18 padded) that is 4 real multiplies per
 frequency for 180 frequencies, against 25 taps for each of 196 outputs: 6.8x fewer.
 
 NumPy's FFT runs one small plane at a time (about 3 us each, docs/performance.md); here each 1-D DFT
-is instead a product with its DFT matrix over all planes at once, on the samples' channels-last
-layout: along H (real in, complex out) for each sample, then along W (complex, only the
-Q // 2 + 1 frequencies a real input needs) for each row of frequencies. The inverse runs the same
-way back, W then H, keeping the real part. The input gradient is the same product with W[f] not
-conjugated, and the weight gradient conj(G[f])^T @ X[f], transformed back only at the kernel's taps.
+is instead a product with its DFT matrix over all planes at once. A spectrum is laid out (P, R, re/im,
+channels, samples), samples last: then the DFT along H (real in, complex out) is one product, the DFT
+along W (complex, only the R frequencies a real input needs) one product per frequency row, and each
+frequency's channels-by-samples block is a matrix the per-frequency products read in place. The inverse
+runs the same way back, W then H, keeping the real part. The input gradient is the same product with
+W[f] not conjugated, and the weight gradient conj(G[f]) X[f]^T, transformed back only at the kernel's taps.
 
 Legend: N samples, C input channels, K filters, (H, W) a plane, (P, Q) the padded plane, R = Q//2+1.
 """
@@ -27,9 +28,7 @@ import math
 
 import numpy as np
 
-from .. import _blas
 from .._config import get_workspace_limit
-from .._parallel import in_worker, num_threads, run_blocks
 from .._scratch import pooled, scratch
 
 # Largest padded plane side: each 1-D DFT costs a multiply per input cell and frequency, so larger
@@ -49,7 +48,7 @@ def applicable(x_shape, w, stride, pads, dilation, groups):
 def weight_spectrum_bytes(plane, w):
     """Bytes of the weight's spectrum in its real form (:func:`_weight_spectrum`): 4*C*K per frequency,
     P*R frequencies (3x3 256->256 at 14x14: 151 MB, against 2.4 MB of weight)."""
-    return math.prod(_spectrum(plane, 4 * w.shape[0] * w.shape[1])) // 2 * w.itemsize
+    return math.prod(_spectrum(plane, 4 * w.shape[0] * w.shape[1], 1)) // 2 * w.itemsize
 
 
 @functools.lru_cache(maxsize=64)
@@ -104,99 +103,91 @@ def _inverse_real(n_out, size, shift, step, dtype):
     return (np.stack([np.cos(a), -np.sin(a)], axis=2).reshape(n_out, 2 * size) / size).astype(dtype)
 
 
-def _ranges(n):
-    """Up to one contiguous range of range(n) per convkit thread."""
-    k = max(1, min(num_threads(), n))
-    return [(i * n // k, (i + 1) * n // k) for i in range(k)]
-
-
-def _side_by_side(fn, n):
-    """fn(lo, hi) over ranges of range(n) side by side on convkit's threads, BLAS held to one thread each
-    (the products here are small: one BLAS call on two threads runs them slower than one thread per range;
-    the 180 frequency products of 5x5 32->64 at 14x14, batch 64: 1.36 ms vs 0.80)."""
-    ranges = _ranges(n)
-    if len(ranges) < 2 or in_worker():
-        for lo, hi in ranges:
-            fn(lo, hi)
-        return
-    with _blas.one_thread():
-        run_blocks(lambda span: fn(*span), ranges, always=True)
-
-
 def transform(a, plane, shift=(0, 0), step=(1, 1), out=None):
-    """Spectrum (B, P, R, 2, Ch) of a (B, Ch, h, w): its values at positions shift + step * index of a
-    P x Q plane (``plane``), zero elsewhere, into ``out`` (default: a new array)."""
+    """Spectrum (P, R, 2, Ch, B) of a (B, Ch, h, w): its values at positions shift + step * index of a
+    P x Q plane (``plane``), zero elsewhere, into ``out`` (default: a new array). The samples go last
+    (two copies: a 2-D transpose, then runs of B), so that each DFT is one product over all of them: along
+    H one (2P, h) @ (h, w*Ch*B), along W one (2R, 2w) @ (2w, Ch*B) per frequency row."""
     b, ch, h, w = a.shape
     p, q = plane
     r = q // 2 + 1
     mh = _real_in(h, p, shift[0], step[0], a.dtype)                      # (2P, h)
     mw = _complex_half(w, q, shift[1], step[1], a.dtype)                 # (2R, 2w)
-    out = np.empty((b, p, r, 2, ch), a.dtype) if out is None else out
-
-    def part(lo, hi):
-        nb = hi - lo
-        cl = scratch("fft_channels_last", (nb, h * w, ch), a.dtype)
-        np.copyto(cl, a[lo:hi].reshape(nb, ch, h * w).transpose(0, 2, 1))
-        t = np.matmul(mh, cl.reshape(nb, h, w * ch), out=scratch("fft_rows", (nb, 2 * p, w * ch), a.dtype))
-        # along W, each (sample, p): input (re/im, w) rows, (Ch) columns; out rows (r, re/im)
-        np.matmul(mw, t.reshape(nb * p, 2 * w, ch), out=out[lo:hi].reshape(nb * p, 2 * r, ch))
-
-    _side_by_side(part, b)
+    last = scratch("fft_samples_last", (ch, h * w, b), a.dtype)
+    np.copyto(last.reshape(ch * h * w, b), a.reshape(b, ch * h * w).T)
+    cells = scratch("fft_cells", (h * w, ch, b), a.dtype)
+    np.copyto(cells, last.transpose(1, 0, 2))
+    t = np.matmul(mh, cells.reshape(h, w * ch * b), out=scratch("fft_rows", (2 * p, w * ch * b), a.dtype))
+    out = np.empty((p, r, 2, ch, b), a.dtype) if out is None else out
+    np.matmul(mw, t.reshape(p, 2 * w, ch * b), out=out.reshape(p, 2 * r, ch * b))   # rows (r, re/im)
     return out
 
 
 def inverse(s, plane, out, shift=(0, 0), step=(1, 1), y=None):
-    """(B, Ch, *out) real values at positions shift + step * index of the P x Q plane whose
-    half spectrum is s (B, P, R, 2, Ch), into ``y`` (default: a pooled array)."""
-    b, p, r, _, ch = s.shape
+    """(B, Ch, *out) real values at positions shift + step * index of the P x Q plane whose half spectrum
+    is s (P, R, 2, Ch, B), into ``y`` (default: a pooled array): along W one (2*ow, 2R) @ (2R, Ch*B) per
+    frequency row, along H one (oh, 2P) @ (2P, ow*Ch*B) keeping the real part, then the samples back first."""
+    p, r, _, ch, b = s.shape
     q = plane[1]
     oh, ow = out
     bw = _inverse_half(ow, q, shift[1], step[1], s.dtype)                # (2*ow, 2R)
     bh = _inverse_real(oh, p, shift[0], step[0], s.dtype)                # (oh, 2P)
+    z = np.matmul(bw, s.reshape(p, 2 * r, ch * b), out=scratch("fft_rows", (p, 2 * ow, ch * b), s.dtype))
+    cells = np.matmul(bh, z.reshape(2 * p, ow * ch * b), out=scratch("fft_cells", (oh, ow * ch * b), s.dtype))
+    last = scratch("fft_samples_last", (ch, oh * ow, b), s.dtype)
+    np.copyto(last, cells.reshape(oh * ow, ch, b).transpose(1, 0, 2))
     y = pooled((b, ch, oh, ow), s.dtype) if y is None else y
-
-    def part(lo, hi):
-        nb = hi - lo
-        z = np.matmul(bw, s[lo:hi].reshape(nb * p, 2 * r, ch), out=scratch("fft_rows", (nb * p, 2 * ow, ch), s.dtype))
-        cl = np.matmul(bh, z.reshape(nb, 2 * p, ow * ch), out=scratch("fft_channels_last", (nb, oh, ow * ch), s.dtype))
-        np.copyto(y[lo:hi].reshape(nb, ch, oh * ow), cl.reshape(nb, oh * ow, ch).transpose(0, 2, 1))
-
-    _side_by_side(part, b)
+    _samples_first(y.reshape(b, ch * oh * ow), last.reshape(ch * oh * ow, b))
     return y
 
 
+# Rows of (M, B) per copy into (B, M): NumPy's one transposing copy of (12544, 64) takes 4.4 ms, in blocks of 64
+# rows 0.57 (256: 0.76, 4096: 0.96); the other way, (64, 12544) into (12544, 64), one copy takes 0.35 ms.
+_TRANSPOSE_ROWS = 64
+
+
+def _samples_first(dst, src):
+    """dst (B, M) = src (M, B)^T, a block of rows at a time (a few samples: in one copy)."""
+    if src.shape[1] < 8:
+        np.copyto(dst, src.T)
+        return
+    for j in range(0, src.shape[0], _TRANSPOSE_ROWS):
+        np.copyto(dst[:, j:j + _TRANSPOSE_ROWS], src[j:j + _TRANSPOSE_ROWS].T)
+
+
 def _weight_spectrum(w, plane, dilation):
-    """A (P*R, 2C, 2K): per frequency the real form of conj(W[f])^T, rows (re/im, c), columns (re/im, k):
-    [[Wr^T, -Wi^T], [Wi^T, Wr^T]], so that [Yr | Yi] = [Xr | Xi] @ A."""
+    """AT (P*R, 2K, 2C): per frequency the real form of conj(W[f]) (K, C), rows (re/im, k), columns
+    (re/im, c): [[Wr, Wi], [-Wi, Wr]], so that [Yr; Yi] (2K, N) = AT @ [Xr; Xi] (2C, N); its transpose
+    serves the input gradient, G[f] W[f]. (The input channels are the weight's samples, so that each block
+    is copied in rows of C.)"""
     k, c = w.shape[:2]
-    # the input channels as the batch, so that each frequency's (C, K) block is copied in rows of K
     ws = transform(w.transpose(1, 0, 2, 3), plane, step=dilation,
-                   out=scratch("fft_weight", (c,) + _spectrum(plane, k), w.dtype))   # (C, P, R, 2, K)
-    f = ws.shape[1] * ws.shape[2]
-    wr = ws[:, :, :, 0].reshape(c, f, k).transpose(1, 0, 2)              # (F, C, K)
-    wi = ws[:, :, :, 1].reshape(c, f, k).transpose(1, 0, 2)
-    a = pooled((f, 2, c, 2, k), w.dtype)
-    a[:, 0, :, 0] = wr
-    np.negative(wi, out=a[:, 0, :, 1])
-    a[:, 1, :, 0] = wi
-    a[:, 1, :, 1] = wr
-    return a.reshape(f, 2 * c, 2 * k)
+                   out=scratch("fft_weight", _spectrum(plane, k, c), w.dtype))   # (P, R, 2, K, C)
+    f = ws.shape[0] * ws.shape[1]
+    wr, wi = ws.reshape(f, 2, k, c)[:, 0], ws.reshape(f, 2, k, c)[:, 1]
+    at = pooled((f, 2, k, 2, c), w.dtype)
+    at[:, 0, :, 0] = wr
+    at[:, 0, :, 1] = wi
+    np.negative(wi, out=at[:, 1, :, 0])
+    at[:, 1, :, 1] = wr
+    return at.reshape(f, 2 * k, 2 * c)
 
 
-def _spectrum(plane, ch):
-    """The shape of one sample's spectrum: (P, R, 2, Ch)."""
-    return (plane[0], plane[1] // 2 + 1, 2, ch)
+def _spectrum(plane, ch, b):
+    """The shape of a spectrum: (P, R, 2, Ch, B)."""
+    return (plane[0], plane[1] // 2 + 1, 2, ch, b)
 
 
-def _product(spec, a, transpose=False):
-    """(B, P, R, 2, Ch_out) = per frequency spec[b, f] (2*Ch_in) @ a[f] (or a[f]^T), on a scratch buffer."""
-    b, p, r, _, ch = spec.shape
+def _product(spec, at, transpose=False):
+    """(P, R, 2, Ch_out, B) = per frequency at[f] (or at[f]^T) @ spec[f] (2*Ch_in, B), on a scratch buffer.
+    (Splitting the frequencies over convkit's threads, BLAS on one thread each, was slower inside a
+    training step: 5x5 32->64 at 14x14, batch 64, forward + both gradients 17.1 vs 16.1 ms.)"""
+    p, r, _, ch, b = spec.shape
     f = p * r
-    m = a.transpose(0, 2, 1) if transpose else a
-    out = scratch("fft_product", (b, f, m.shape[2]), spec.dtype)
-    src, dst = spec.reshape(b, f, 2 * ch).transpose(1, 0, 2), out.transpose(1, 0, 2)
-    _side_by_side(lambda lo, hi: np.matmul(src[lo:hi], m[lo:hi], out=dst[lo:hi]), f)
-    return out.reshape(b, p, r, 2, m.shape[2] // 2)
+    m = at.transpose(0, 2, 1) if transpose else at
+    out = scratch("fft_product", (f, m.shape[1], b), spec.dtype)
+    np.matmul(m, spec.reshape(f, 2 * ch, b), out=out)
+    return out.reshape(p, r, 2, m.shape[1] // 2, b)
 
 
 def _plane(x_shape, pads):
@@ -204,42 +195,42 @@ def _plane(x_shape, pads):
 
 
 def _chunk(x_shape, w_shape, pads, itemsize):
-    """Samples per chunk: the spectra of a chunk's input and output, its products and its channels-last
-    copies within the workspace limit."""
+    """Samples per chunk: the spectra of a chunk's input and output, their products and copies within the
+    workspace limit."""
     plane = _plane(x_shape, pads)
     c, k = x_shape[1], w_shape[0]
-    cells = math.prod(_spectrum(plane, 1))
-    per_sample = itemsize * (2 * cells * (c + k) + 2 * plane[0] * plane[1] * max(c, k))
+    cells = math.prod(_spectrum(plane, 1, 1))
+    per_sample = itemsize * (2 * cells * (c + k) + 3 * plane[0] * plane[1] * max(c, k))
     return max(1, min(x_shape[0], get_workspace_limit() // max(per_sample, 1)))
 
 
 class Kept:
-    """What a training forward keeps for :func:`backward`: the input's spectrum (N, P, R, 2, C) and the
-    weight's (A, see _weight_spectrum), the weight as the forward used it."""
+    """What a training forward keeps for :func:`backward`: the input's spectrum (P, R, 2, C, N) and the
+    weight's (AT, see _weight_spectrum), the weight as the forward used it."""
 
-    def __init__(self, spec, a, plane):
-        self.spec, self.a, self.plane = spec, a, plane
+    def __init__(self, spec, at, plane):
+        self.spec, self.at, self.plane = spec, at, plane
 
 
 def forward(x, w, pads, dilation, out, bias=None, keep=False):
     """y (N, K, *out) = conv(x, w) at stride 1 with zero padding ``pads``. With ``keep`` returns (y, Kept),
     or (y, None) when the batch took several chunks."""
-    n = x.shape[0]
+    n, c = x.shape[:2]
     plane = _plane(x.shape, pads)
     shift = tuple(lo for lo, _ in pads)
-    a = _weight_spectrum(w, plane, dilation)
+    at = _weight_spectrum(w, plane, dilation)
     step = _chunk(x.shape, w.shape, pads, x.itemsize)
     kept = keep and step >= n
     y = pooled((n, w.shape[0]) + tuple(out), x.dtype)
     xs = None
     for n0 in range(0, n, step):
         n1 = min(n, n0 + step)
-        xs = transform(x[n0:n1], plane, shift, out=(pooled if kept else functools.partial(scratch, "fft_spectrum"))(
-            (n1 - n0,) + _spectrum(plane, x.shape[1]), x.dtype))
-        inverse(_product(xs, a), plane, out, y=y[n0:n1])
+        xs = (pooled if kept else functools.partial(scratch, "fft_spectrum"))(_spectrum(plane, c, n1 - n0), x.dtype)
+        transform(x[n0:n1], plane, shift, out=xs)
+        inverse(_product(xs, at), plane, out, y=y[n0:n1])
     if bias is not None:
         y += bias.reshape(-1, 1, 1)
-    return (y, Kept(xs, a, plane) if kept else None) if keep else y
+    return (y, Kept(xs, at, plane) if kept else None) if keep else y
 
 
 def backward(x, w, g, pads, dilation, need_x=True, need_w=True, kept=None):
@@ -250,47 +241,45 @@ def backward(x, w, g, pads, dilation, need_x=True, need_w=True, kept=None):
     k = w.shape[0]
     plane = _plane(x.shape, pads)
     shift = tuple(lo for lo, _ in pads)
-    a = kept.a if kept is not None else (_weight_spectrum(w, plane, dilation) if need_x else None)
+    at = kept.at if kept is not None else (_weight_spectrum(w, plane, dilation) if need_x else None)
     step = n if kept is not None else _chunk(x.shape, w.shape, pads, x.itemsize)
     gx = pooled(x.shape, x.dtype) if need_x else None
-    m = None
+    f = plane[0] * (plane[1] // 2 + 1)
+    sums = scratch("fft_weight_products", (f, 2 * k, 2 * c), x.dtype) if need_w else None
     for n0 in range(0, n, step):
         n1 = min(n, n0 + step)
-        gs = transform(g[n0:n1], plane, out=scratch("fft_grad_spectrum", (n1 - n0,) + _spectrum(plane, k), g.dtype))
+        gs = transform(g[n0:n1], plane, out=scratch("fft_grad_spectrum", _spectrum(plane, k, n1 - n0), g.dtype))
         if need_x:
-            inverse(_product(gs, a, transpose=True), plane, x.shape[2:], shift, y=gx[n0:n1])
+            inverse(_product(gs, at, transpose=True), plane, x.shape[2:], shift, y=gx[n0:n1])
         if need_w:
             xs = kept.spec if kept is not None else transform(
-                x[n0:n1], plane, shift, out=scratch("fft_spectrum", (n1 - n0,) + _spectrum(plane, c), x.dtype))
-            m = _weight_products(gs, xs, m)
-    return gx, (_weight_from_products(m, plane, w.shape, dilation) if need_w else None)
+                x[n0:n1], plane, shift, out=scratch("fft_spectrum", _spectrum(plane, c, n1 - n0), x.dtype))
+            _weight_products(gs, xs, sums, add=n0 > 0)
+    return gx, (_weight_from_products(sums, plane, w.shape, dilation) if need_w else None)
 
 
-def _weight_products(gs, xs, acc=None):
-    """Per frequency (2K, N) @ (N, 2C) = [[Gr^T Xr, Gr^T Xi], [Gi^T Xr, Gi^T Xi]], (F, 2K, 2C), added to ``acc``."""
-    n, p, r, _, k = gs.shape
-    c = xs.shape[-1]
+def _weight_products(gs, xs, acc, add=False):
+    """Per frequency (2K, N) @ (N, 2C) = [[Gr Xr^T, Gr Xi^T], [Gi Xr^T, Gi Xi^T]], (F, 2K, 2C), into ``acc``
+    (or added to it)."""
+    p, r, _, k, n = gs.shape
+    c = xs.shape[3]
     f = p * r
-    src_g, src_x = gs.reshape(n, f, 2 * k).transpose(1, 2, 0), xs.reshape(n, f, 2 * c).transpose(1, 0, 2)
-    if acc is None:
-        acc = scratch("fft_weight_products", (f, 2 * k, 2 * c), gs.dtype)
-        _side_by_side(lambda lo, hi: np.matmul(src_g[lo:hi], src_x[lo:hi], out=acc[lo:hi]), f)
+    src_g, src_x = gs.reshape(f, 2 * k, n), xs.reshape(f, 2 * c, n).transpose(0, 2, 1)
+    if add:
+        acc += np.matmul(src_g, src_x)
     else:
-        def add(lo, hi):
-            acc[lo:hi] += np.matmul(src_g[lo:hi], src_x[lo:hi])
-        _side_by_side(add, f)
-    return acc
+        np.matmul(src_g, src_x, out=acc)
 
 
 def _weight_from_products(m, plane, w_shape, dilation):
-    """grad_w from the summed products: conj(G) X has re = Gr Xr + Gi Xi, im = Gr Xi - Gi Xr, laid out
-    (1, P, R, 2, K*C) for the inverse at the kernel's taps."""
+    """grad_w from the summed products (F, 2K, 2C): conj(G) X has re = Gr Xr + Gi Xi, im = Gr Xi - Gi Xr,
+    laid out (P, R, 2, K*C, 1) for the inverse at the kernel's taps."""
     k, c = w_shape[:2]
     f = m.shape[0]
     m = m.reshape(f, 2, k, 2, c)
     s = scratch("fft_weight_spectrum", (f, 2, k, c), m.dtype)
     np.add(m[:, 0, :, 0], m[:, 1, :, 1], out=s[:, 0])
     np.subtract(m[:, 0, :, 1], m[:, 1, :, 0], out=s[:, 1])
-    gw = inverse(s.reshape((1,) + _spectrum(plane, k * c)), plane, w_shape[2:], step=dilation,
+    gw = inverse(s.reshape(_spectrum(plane, k * c, 1)), plane, w_shape[2:], step=dilation,
                  y=np.empty((1, k * c) + tuple(w_shape[2:]), m.dtype))
     return gw.reshape(w_shape)
