@@ -151,7 +151,7 @@ def conv(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, paddin
         "same_lower".
     groups : int dividing C and K; groups == C is a depthwise convolution.
     padding_mode : "zeros", "reflect", "replicate" or "circular".
-    algorithm : None (automatic), "im2col", "implicit", "winograd", "gemm" or "direct": forces
+    algorithm : None (automatic), "im2col", "implicit", "winograd", "fft", "gemm" or "direct": forces
         one where it applies (see :func:`conv_algorithms`); results agree to rounding.
 
     Shape
