@@ -412,6 +412,8 @@ def test_direct_gemm_sums_into_strided_outputs_and_falls_back_to_matmul(rng, mon
     ((2, 16, 9, 9), (5, 16, 3, 3), dict(padding=1, stride=2), "im2col", 1),  # channels-last order
     ((2, 2, 9, 9), (5, 2, 3, 3), dict(padding=1, stride=2), "im2col", 0),  # channels first: w as it is
     ((2, 8, 9, 9), (5, 8, 1, 1), dict(), "gemm", 0),
+    ((2, 8, 9, 9), (5, 8, 5, 5), dict(padding=2), "fft", 1),             # the weight's spectrum
+    ((2, 8, 9, 9), (5, 8, 3, 3), dict(padding=2, dilation=2), "fft", 1),
 ])
 def test_a_fixed_weight_keeps_its_transforms_and_gives_the_same_result(rng, x_shape, w_shape, kw, algorithm, kept):
     from convkit.functional._weights import WeightCache
@@ -438,8 +440,8 @@ def test_a_fixed_weight_keeps_its_transforms_and_gives_the_same_result(rng, x_sh
 def _conv_with_cache(cache, x, w, b, algorithm, kw):
     from convkit.functional import _conv_core
     from convkit.functional.conv import _conv_spec
-    spec, x, w, b = _conv_spec("conv", x, w, b, kw.get("stride", 1), kw.get("padding", 0), 1, 1, "zeros",
-                               "channels_first", algorithm=algorithm)
+    spec, x, w, b = _conv_spec("conv", x, w, b, kw.get("stride", 1), kw.get("padding", 0), kw.get("dilation", 1), 1,
+                               "zeros", "channels_first", algorithm=algorithm)
     return _conv_core.forward(x, w, spec.stride, spec.pads, spec.dilation, 1, spec.out, bias=b, algorithm=algorithm,
                               weights=cache)
 

@@ -413,7 +413,7 @@ def forward(x, w, stride, pads, dilation, groups, out, keep=False, bias=None, al
     alg = _plan.choose("forward", x, w, stride, pads, dilation, groups, out, algorithm, keep, trial,
                        cached=weights is not None)
     if alg == "fft":
-        return _fft.forward(x, w, pads, dilation, out, bias, keep)
+        return _fft.forward(x, w, pads, dilation, out, bias, keep, weights)
     if alg in ("direct", "gemm", "implicit", "winograd"):
         if alg == "direct":
             y = _depthwise.forward(x, w, pads, dilation, out)

@@ -30,6 +30,7 @@ import numpy as np
 
 from .._config import get_workspace_limit
 from .._scratch import pooled, scratch
+from ._weights import derived
 
 # Largest padded plane side: each 1-D DFT costs a multiply per input cell and frequency, so larger
 # planes pay more for the transforms than the products save (and Winograd's tiles serve them).
@@ -155,17 +156,18 @@ def _samples_first(dst, src):
         np.copyto(dst[:, j:j + _TRANSPOSE_ROWS], src[j:j + _TRANSPOSE_ROWS].T)
 
 
-def _weight_spectrum(w, plane, dilation):
+def _weight_spectrum(w, plane, dilation, kept_long=False):
     """AT (P*R, 2K, 2C): per frequency the real form of conj(W[f]) (K, C), rows (re/im, k), columns
     (re/im, c): [[Wr, Wi], [-Wi, Wr]], so that [Yr; Yi] (2K, N) = AT @ [Xr; Xi] (2C, N); its transpose
     serves the input gradient, G[f] W[f]. (The input channels are the weight's samples, so that each block
-    is copied in rows of C.)"""
+    is copied in rows of C.) ``kept_long``: a plain array, for a cache that keeps it between calls, not one
+    of the pool's."""
     k, c = w.shape[:2]
     ws = transform(w.transpose(1, 0, 2, 3), plane, step=dilation,
                    out=scratch("fft_weight", _spectrum(plane, k, c), w.dtype))   # (P, R, 2, K, C)
     f = ws.shape[0] * ws.shape[1]
     wr, wi = ws.reshape(f, 2, k, c)[:, 0], ws.reshape(f, 2, k, c)[:, 1]
-    at = pooled((f, 2, k, 2, c), w.dtype)
+    at = (np.empty if kept_long else pooled)((f, 2, k, 2, c), w.dtype)
     at[:, 0, :, 0] = wr
     at[:, 0, :, 1] = wi
     np.negative(wi, out=at[:, 1, :, 0])
@@ -212,13 +214,15 @@ class Kept:
         self.spec, self.at, self.plane = spec, at, plane
 
 
-def forward(x, w, pads, dilation, out, bias=None, keep=False):
+def forward(x, w, pads, dilation, out, bias=None, keep=False, weights=None):
     """y (N, K, *out) = conv(x, w) at stride 1 with zero padding ``pads``. With ``keep`` returns (y, Kept),
-    or (y, None) when the batch took several chunks."""
+    or (y, None) when the batch took several chunks. ``weights`` (a WeightCache of w) keeps the weight's
+    spectrum for the next call."""
     n, c = x.shape[:2]
     plane = _plane(x.shape, pads)
     shift = tuple(lo for lo, _ in pads)
-    at = _weight_spectrum(w, plane, dilation)
+    at = (_weight_spectrum(w, plane, dilation) if weights is None else
+          derived(weights, ("fft", plane, tuple(dilation)), lambda: _weight_spectrum(w, plane, dilation, True)))
     step = _chunk(x.shape, w.shape, pads, x.itemsize)
     kept = keep and step >= n
     y = pooled((n, w.shape[0]) + tuple(out), x.dtype)

@@ -160,21 +160,25 @@ def _winograd_keeps(x_shape, w, out):
 # 7x7 32->32 at 14x14, batch 16, 15.8 vs 6.5; but 5x5 64->64 at 7x7, batch 8, 3.5 vs 5.8 (too few samples to
 # pay for the weight's spectrum), and 3x3 kernels even or slower (32->32 at 28x28, batch 32: Winograd 16.3 vs
 # 22.4). The forward alone gains less (it pays the weight's spectrum with one product instead of three):
-# 5x5 32->64 9.2 vs 8.6, 5x5 16->32 7.0 vs 8.2, 7x7 32->32 5.1 vs 3.3. Few channels leave each frequency's
-# product too small: 5x5 at 28x28, batch 64, 1->32 7.9 vs 20.0, 3->32 18.6 vs 25.9, but 8->16 29.1 vs 16.8.
+# 5x5 32->64 9.2 vs 8.6, 5x5 16->32 7.0 vs 8.2, 7x7 32->32 5.1 vs 3.3; with the weight's spectrum kept between
+# calls (an ONNX session's), ms: 5x5 32->64, batch 64, 13.1 vs 9.8, batch 16 4.1 vs 4.0, batch 1 1.01 vs 1.03;
+# 5x5 16->32 at 28x28, batch 64, 19.1 vs 15.7; 5x5 6->16 at 14x14 unpadded, batch 64, 2.24 vs 1.55.
+# Few channels leave each frequency's product too small: 5x5 at 28x28, batch 64, 1->32 7.9 vs 20.0, 3->32
+# 18.6 vs 25.9, but 8->16 29.1 vs 16.8.
 _FFT_MIN_CHANNELS = 6
 _FFT_MIN_TAPS = 25
 _FFT_MIN_TAPS_FORWARD = 49
 _FFT_MIN_SAMPLES = 16
 
 
-def _fft_pays(pass_, x_shape, w, keep):
-    """FFT for kernels of at least _FFT_MIN_TAPS taps (forwards that keep nothing for a weight gradient: at
-    least _FFT_MIN_TAPS_FORWARD) over at least _FFT_MIN_SAMPLES samples, with at least _FFT_MIN_CHANNELS
-    input channels and filters."""
+def _fft_pays(pass_, x_shape, w, keep, cached):
+    """FFT for kernels of at least _FFT_MIN_TAPS taps (forwards that keep nothing for a weight gradient and
+    make the weight's spectrum on every call: at least _FFT_MIN_TAPS_FORWARD) over at least _FFT_MIN_SAMPLES
+    samples, with at least _FFT_MIN_CHANNELS input channels and filters."""
     taps = math.prod(w.shape[2:])
+    many = keep or cached or pass_ == "backward"
     return (x_shape[0] >= _FFT_MIN_SAMPLES and min(w.shape[:2]) >= _FFT_MIN_CHANNELS
-            and taps >= (_FFT_MIN_TAPS if keep or pass_ == "backward" else _FFT_MIN_TAPS_FORWARD))
+            and taps >= (_FFT_MIN_TAPS if many else _FFT_MIN_TAPS_FORWARD))
 
 
 def heuristic(pass_, x_shape, w, stride, pads, dilation, groups, out, keep=False, cands=None, cached=False):
@@ -189,7 +193,7 @@ def heuristic(pass_, x_shape, w, stride, pads, dilation, groups, out, keep=False
     if "winograd" in cands and (_winograd_keeps(x_shape, w, out) if keep else
                                 w.ndim == 4 and _winograd_first(pass_, x_shape, w, out, cached)):
         return "winograd"      # wide layers: the transforms are shared by many channels
-    if "fft" in cands and _fft_pays(pass_, x_shape, w, keep):
+    if "fft" in cands and _fft_pays(pass_, x_shape, w, keep, cached):
         return "fft"           # few samples' worth of products per frequency, each a quarter of a 5x5's taps
     for alg in cands:
         if alg == "fft":
