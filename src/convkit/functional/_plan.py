@@ -124,17 +124,25 @@ def _winograd_first(pass_, x_shape, w, out, cached):
 # 512->512 at 7x7, 5x5 32->64 at 14x14 (batch 64: 7.9 vs 10.1), 3x3x3 16->32 (7.1 vs 7.8); its weight
 # gradient is slower than im2col's on all of these but the 512-channel layers.
 _IMPLICIT_MIN_CHANNELS = 64
+# The input gradient (session 17, ms, the default then vs implicit GEMM): 3x3x3 32->16 at 16x32x32, batch 2, 17.6
+# vs 13.3 (im2col's folded forward of g); 3x3x3 8->16, batch 4, 14.3 vs 11.1; 3x3x3 4->8 11.0 vs 5.7; 3x3 32->32
+# at 56x56, batch 8, 10.4 vs 7.5 (Winograd); 3x3 16->16 at 32x32, batch 32, 7.9 vs 5.4; 3x3 4->8 at 28x28, batch
+# 64, 5.2 vs 2.8; 7x7 16->16 at 56x56, batch 8, 29.1 vs 10.2; conv1d 32->32, length 4096, 10.5 vs 7.7; even on
+# 16->16 at 16^3 (16.6 vs 16.8); slower for 5x5 32->32 at 28x28, batch 8 (6.4 vs 7.0), and for 3 input channels
+# (64 filters at 112x112, batch 8: 11.7 vs 41.6: three rows per product).
+_IMPLICIT_MIN_CHANNELS_INPUT_GRAD = 4
 _IMPLICIT_MAX_WEIGHT = 128 * 128
 _IMPLICIT_MIN_POSITIONS = 1024
 
 
-def _implicit_pays(depth, filters, positions, w):
+def _implicit_pays(depth, filters, positions, w, min_channels=_IMPLICIT_MIN_CHANNELS):
     """Implicit GEMM beats the other algorithms when its products are deep and tall enough (``depth``
     channels summed per tap, ``filters`` rows; the input gradient of 5x5 32->64 at 14x14, batch 64, with
     32 rows: 26.6 -> 29.6 ms for the forward and both gradients), the weight small enough to copy
     tap-major on every call, there are enough output positions, and BLAS can add the taps' products
-    up itself."""
-    return (min(depth, filters) >= _IMPLICIT_MIN_CHANNELS and depth * filters <= _IMPLICIT_MAX_WEIGHT
+    up itself. Input gradients pay from far fewer channels (``min_channels``
+    _IMPLICIT_MIN_CHANNELS_INPUT_GRAD: measured in session 17, above)."""
+    return (min(depth, filters) >= min_channels and depth * filters <= _IMPLICIT_MAX_WEIGHT
             and positions >= _IMPLICIT_MIN_POSITIONS and math.prod(w.shape[2:]) > 1 and _blas.direct_gemm(w.dtype))
 
 
@@ -202,7 +210,8 @@ def heuristic(pass_, x_shape, w, stride, pads, dilation, groups, out, keep=False
             continue
         if alg == "implicit" and (keep or not (
                 _implicit_pays(w.shape[1], w.shape[0], x_shape[0] * math.prod(out), w) if pass_ == "forward" else
-                _implicit_pays(w.shape[0], w.shape[1], x_shape[0] * math.prod(x_shape[2:]), w))):
+                _implicit_pays(w.shape[0], w.shape[1], x_shape[0] * math.prod(x_shape[2:]), w,
+                               _IMPLICIT_MIN_CHANNELS_INPUT_GRAD))):
             continue
         return alg
     return "im2col"
