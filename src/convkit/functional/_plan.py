@@ -195,14 +195,15 @@ def heuristic(pass_, x_shape, w, stride, pads, dilation, groups, out, keep=False
     weight gradient cheaper (_winograd_keeps), else im2col: implicit GEMM would save the forward's
     columns but the backward would then have to make them. A backward chosen as implicit computes the
     input gradient that way and the weight gradient with im2col's columns. Winograd runs 3-D kernels
-    only in training forwards (elsewhere it was measured no faster). ``cached``: the forward's weight
-    transforms are kept between calls (see _weights)."""
+    only in training forwards (elsewhere it was measured no faster). Large kernels over enough samples
+    take FFT where it applies (_fft_pays), in training forwards (keeping both spectra), backwards and
+    cached forwards. ``cached``: the forward's weight transforms are kept between calls (see _weights)."""
     cands = applicable(x_shape, w, stride, pads, dilation, groups) if cands is None else cands
     if "winograd" in cands and (_winograd_keeps(x_shape, w, out) if keep else
                                 w.ndim == 4 and _winograd_first(pass_, x_shape, w, out, cached)):
         return "winograd"      # wide layers: the transforms are shared by many channels
     if "fft" in cands and _fft_pays(pass_, x_shape, w, keep, cached):
-        return "fft"           # few samples' worth of products per frequency, each a quarter of a 5x5's taps
+        return "fft"           # large kernels: 4 multiplies per frequency instead of one per tap and output
     for alg in cands:
         if alg == "fft":
             continue
