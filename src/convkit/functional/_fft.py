@@ -30,6 +30,7 @@ import numpy as np
 
 from .._config import get_workspace_limit
 from .._scratch import pooled, scratch
+from ..shapes import padded_shape
 from ._weights import derived
 
 # Largest padded plane side: each 1-D DFT costs a multiply per input cell and frequency, so larger
@@ -42,21 +43,32 @@ def applicable(x_shape, w, stride, pads, dilation, groups):
     whose weight spectrum takes at most a quarter of the workspace limit."""
     if w.ndim != 4 or groups != 1 or any(s != 1 for s in stride):
         return False
-    plane = _plane(x_shape, pads)
+    plane = padded_shape(x_shape[2:], pads)
     return max(plane) <= MAX_SIDE and weight_spectrum_bytes(plane, w) <= get_workspace_limit() // 4
 
 
 def weight_spectrum_bytes(plane, w):
     """Bytes of the weight's spectrum in its real form (:func:`_weight_spectrum`): 4*C*K per frequency,
     P*R frequencies (3x3 256->256 at 14x14: 151 MB, against 2.4 MB of weight)."""
-    return math.prod(_spectrum(plane, 4 * w.shape[0] * w.shape[1], 1)) // 2 * w.itemsize
+    return _frequencies(plane) * 4 * w.shape[0] * w.shape[1] * w.itemsize
+
+
+def _phase(freqs, positions, size):
+    """2 pi f p / size for every pair of ``freqs`` (rows) and ``positions`` (columns), f * p reduced mod size
+    first so that the angle is exact before the float64 division."""
+    return 2 * np.pi * ((np.asarray(freqs)[:, None] * np.asarray(positions)[None, :]) % size) / size
+
+
+def _positions(n, shift, step):
+    """The plane cells ``shift + step*i`` of n values."""
+    return np.arange(n) * step + shift
 
 
 @functools.lru_cache(maxsize=64)
 def _real_in(n_in, size, shift, step, dtype):
     """(2*size, n_in): the DFT along one axis of real values at positions ``shift + step*i``, rows
     (frequency, re/im)."""
-    a = 2 * np.pi * ((np.arange(size)[:, None] * (np.arange(n_in)[None, :] * step + shift)) % size) / size
+    a = _phase(np.arange(size), _positions(n_in, shift, step), size)
     m = np.stack([np.cos(a), -np.sin(a)], axis=1)                       # (size, 2, n_in)
     return m.reshape(2 * size, n_in).astype(dtype)
 
@@ -66,7 +78,7 @@ def _complex_half(n_in, size, shift, step, dtype):
     """(2R, 2*n_in): the DFT along one axis of complex values at positions ``shift + step*i`` (input
     (re/im, i)), only the R = size//2 + 1 frequencies a real plane needs, rows (frequency, re/im)."""
     r = size // 2 + 1
-    a = 2 * np.pi * ((np.arange(r)[:, None] * (np.arange(n_in)[None, :] * step + shift)) % size) / size
+    a = _phase(np.arange(r), _positions(n_in, shift, step), size)
     c, s = np.cos(a), np.sin(a)
     # (xr + i xi)(c - i s) = (xr c + xi s) + i (xi c - xr s)
     m = np.stack([np.concatenate([c, s], axis=1), np.concatenate([-s, c], axis=1)], axis=1)
@@ -88,7 +100,7 @@ def _inverse_half(n_out, size, shift, step, dtype):
     """(2*n_out, 2R): the inverse DFT along the half-spectrum axis (input (frequency, re/im)) at
     positions ``shift + step*o``, complex out (rows (re/im, o)), scaled by c_r / size."""
     r = size // 2 + 1
-    a = 2 * np.pi * (((np.arange(n_out)[:, None] * step + shift) * np.arange(r)[None, :]) % size) / size
+    a = _phase(_positions(n_out, shift, step), np.arange(r), size)
     c, s = np.cos(a) * _weights_r(size) / size, np.sin(a) * _weights_r(size) / size
     # (yr + i yi)(c + i s) = (yr c - yi s) + i (yr s + yi c)
     re = np.stack([c, -s], axis=2).reshape(n_out, 2 * r)
@@ -100,13 +112,13 @@ def _inverse_half(n_out, size, shift, step, dtype):
 def _inverse_real(n_out, size, shift, step, dtype):
     """(n_out, 2*size): the real part of the inverse DFT along the full axis (input (frequency, re/im))
     at positions ``shift + step*o``, scaled by 1 / size."""
-    a = 2 * np.pi * (((np.arange(n_out)[:, None] * step + shift) * np.arange(size)[None, :]) % size) / size
+    a = _phase(_positions(n_out, shift, step), np.arange(size), size)
     return (np.stack([np.cos(a), -np.sin(a)], axis=2).reshape(n_out, 2 * size) / size).astype(dtype)
 
 
-def transform(a, plane, shift=(0, 0), step=(1, 1), out=None):
+def transform(a, plane, out, shift=(0, 0), step=(1, 1)):
     """Spectrum (P, R, 2, Ch, B) of a (B, Ch, h, w): its values at positions shift + step * index of a
-    P x Q plane (``plane``), zero elsewhere, into ``out`` (default: a new array). The samples go last
+    P x Q plane (``plane``), zero elsewhere, into ``out``. The samples go last
     (two copies: a 2-D transpose, then runs of B), so that each DFT is one product over all of them: along
     H one (2P, h) @ (h, w*Ch*B), along W one (2R, 2w) @ (2w, Ch*B) per frequency row."""
     b, ch, h, w = a.shape
@@ -119,25 +131,23 @@ def transform(a, plane, shift=(0, 0), step=(1, 1), out=None):
     cells = scratch("fft_cells", (h * w, ch, b), a.dtype)
     np.copyto(cells, last.transpose(1, 0, 2))
     t = np.matmul(mh, cells.reshape(h, w * ch * b), out=scratch("fft_rows", (2 * p, w * ch * b), a.dtype))
-    out = np.empty((p, r, 2, ch, b), a.dtype) if out is None else out
     np.matmul(mw, t.reshape(p, 2 * w, ch * b), out=out.reshape(p, 2 * r, ch * b))   # rows (r, re/im)
     return out
 
 
-def inverse(s, plane, out, shift=(0, 0), step=(1, 1), y=None):
-    """(B, Ch, *out) real values at positions shift + step * index of the P x Q plane whose half spectrum
-    is s (P, R, 2, Ch, B), into ``y`` (default: a pooled array): along W one (2*ow, 2R) @ (2R, Ch*B) per
+def inverse(s, plane, y, shift=(0, 0), step=(1, 1)):
+    """y (B, Ch, oh, ow) = the real values at positions shift + step * index of the P x Q plane whose half
+    spectrum is s (P, R, 2, Ch, B): along W one (2*ow, 2R) @ (2R, Ch*B) per
     frequency row, along H one (oh, 2P) @ (2P, ow*Ch*B) keeping the real part, then the samples back first."""
     p, r, _, ch, b = s.shape
     q = plane[1]
-    oh, ow = out
+    oh, ow = y.shape[2:]
     bw = _inverse_half(ow, q, shift[1], step[1], s.dtype)                # (2*ow, 2R)
     bh = _inverse_real(oh, p, shift[0], step[0], s.dtype)                # (oh, 2P)
     z = np.matmul(bw, s.reshape(p, 2 * r, ch * b), out=scratch("fft_rows", (p, 2 * ow, ch * b), s.dtype))
     cells = np.matmul(bh, z.reshape(2 * p, ow * ch * b), out=scratch("fft_cells", (oh, ow * ch * b), s.dtype))
     last = scratch("fft_samples_last", (ch, oh * ow, b), s.dtype)
     np.copyto(last, cells.reshape(oh * ow, ch, b).transpose(1, 0, 2))
-    y = pooled((b, ch, oh, ow), s.dtype) if y is None else y
     _samples_first(y.reshape(b, ch * oh * ow), last.reshape(ch * oh * ow, b))
     return y
 
@@ -163,8 +173,8 @@ def _weight_spectrum(w, plane, dilation, kept_long=False):
     is copied in rows of C.) ``kept_long``: a plain array, for a cache that keeps it between calls, not one
     of the pool's."""
     k, c = w.shape[:2]
-    ws = transform(w.transpose(1, 0, 2, 3), plane, step=dilation,
-                   out=scratch("fft_weight", _spectrum(plane, k, c), w.dtype))   # (P, R, 2, K, C)
+    ws = transform(w.transpose(1, 0, 2, 3), plane, scratch("fft_weight", _spectrum(plane, k, c), w.dtype),
+                   step=dilation)                                        # (P, R, 2, K, C)
     f = ws.shape[0] * ws.shape[1]
     wr, wi = ws.reshape(f, 2, k, c)[:, 0], ws.reshape(f, 2, k, c)[:, 1]
     at = (np.empty if kept_long else pooled)((f, 2, k, 2, c), w.dtype)
@@ -180,6 +190,11 @@ def _spectrum(plane, ch, b):
     return (plane[0], plane[1] // 2 + 1, 2, ch, b)
 
 
+def _frequencies(plane):
+    """P * R, the frequencies of a real P x Q plane's half spectrum."""
+    return plane[0] * (plane[1] // 2 + 1)
+
+
 def _product(spec, at, transpose=False):
     """(P, R, 2, Ch_out, B) = per frequency at[f] (or at[f]^T) @ spec[f] (2*Ch_in, B), on a scratch buffer.
     (Splitting the frequencies over convkit's threads, BLAS on one thread each, was slower inside a
@@ -192,14 +207,10 @@ def _product(spec, at, transpose=False):
     return out.reshape(p, r, 2, m.shape[1] // 2, b)
 
 
-def _plane(x_shape, pads):
-    return tuple(s + lo + hi for s, (lo, hi) in zip(x_shape[2:], pads))
-
-
 def _chunk(x_shape, w_shape, pads, itemsize):
     """Samples per chunk: the spectra of a chunk's input and output, their products and copies within the
     workspace limit."""
-    plane = _plane(x_shape, pads)
+    plane = padded_shape(x_shape[2:], pads)
     c, k = x_shape[1], w_shape[0]
     cells = math.prod(_spectrum(plane, 1, 1))
     per_sample = itemsize * (2 * cells * (c + k) + 3 * plane[0] * plane[1] * max(c, k))
@@ -219,7 +230,7 @@ def forward(x, w, pads, dilation, out, bias=None, keep=False, weights=None):
     or (y, None) when the batch took several chunks. ``weights`` (a WeightCache of w) keeps the weight's
     spectrum for the next call."""
     n, c = x.shape[:2]
-    plane = _plane(x.shape, pads)
+    plane = padded_shape(x.shape[2:], pads)
     shift = tuple(lo for lo, _ in pads)
     at = (_weight_spectrum(w, plane, dilation) if weights is None else
           derived(weights, ("fft", plane, tuple(dilation)), lambda: _weight_spectrum(w, plane, dilation, True)))
@@ -230,8 +241,8 @@ def forward(x, w, pads, dilation, out, bias=None, keep=False, weights=None):
     for n0 in range(0, n, step):
         n1 = min(n, n0 + step)
         xs = (pooled if kept else functools.partial(scratch, "fft_spectrum"))(_spectrum(plane, c, n1 - n0), x.dtype)
-        transform(x[n0:n1], plane, shift, out=xs)
-        inverse(_product(xs, at), plane, out, y=y[n0:n1])
+        transform(x[n0:n1], plane, xs, shift)
+        inverse(_product(xs, at), plane, y[n0:n1])
     if bias is not None:
         y += bias.reshape(-1, 1, 1)
     return (y, Kept(xs, at, plane) if kept else None) if keep else y
@@ -243,21 +254,20 @@ def backward(x, w, g, pads, dilation, need_x=True, need_w=True, kept=None):
     ``kept`` (the forward's) saves the input's and the weight's."""
     n, c = x.shape[:2]
     k = w.shape[0]
-    plane = _plane(x.shape, pads)
+    plane = padded_shape(x.shape[2:], pads)
     shift = tuple(lo for lo, _ in pads)
     at = kept.at if kept is not None else (_weight_spectrum(w, plane, dilation) if need_x else None)
     step = n if kept is not None else _chunk(x.shape, w.shape, pads, x.itemsize)
     gx = pooled(x.shape, x.dtype) if need_x else None
-    f = plane[0] * (plane[1] // 2 + 1)
-    sums = scratch("fft_weight_products", (f, 2 * k, 2 * c), x.dtype) if need_w else None
+    sums = scratch("fft_weight_products", (_frequencies(plane), 2 * k, 2 * c), x.dtype) if need_w else None
     for n0 in range(0, n, step):
         n1 = min(n, n0 + step)
-        gs = transform(g[n0:n1], plane, out=scratch("fft_grad_spectrum", _spectrum(plane, k, n1 - n0), g.dtype))
+        gs = transform(g[n0:n1], plane, scratch("fft_grad_spectrum", _spectrum(plane, k, n1 - n0), g.dtype))
         if need_x:
-            inverse(_product(gs, at, transpose=True), plane, x.shape[2:], shift, y=gx[n0:n1])
+            inverse(_product(gs, at, transpose=True), plane, gx[n0:n1], shift)
         if need_w:
             xs = kept.spec if kept is not None else transform(
-                x[n0:n1], plane, shift, out=scratch("fft_spectrum", _spectrum(plane, c, n1 - n0), x.dtype))
+                x[n0:n1], plane, scratch("fft_spectrum", _spectrum(plane, c, n1 - n0), x.dtype), shift)
             _weight_products(gs, xs, sums, add=n0 > 0)
     return gx, (_weight_from_products(sums, plane, w.shape, dilation) if need_w else None)
 
@@ -284,6 +294,5 @@ def _weight_from_products(m, plane, w_shape, dilation):
     s = scratch("fft_weight_spectrum", (f, 2, k, c), m.dtype)
     np.add(m[:, 0, :, 0], m[:, 1, :, 1], out=s[:, 0])
     np.subtract(m[:, 0, :, 1], m[:, 1, :, 0], out=s[:, 1])
-    gw = inverse(s.reshape(_spectrum(plane, k * c, 1)), plane, w_shape[2:], step=dilation,
-                 y=np.empty((1, k * c) + tuple(w_shape[2:]), m.dtype))
-    return gw.reshape(w_shape)
+    gw = np.empty((1, k * c) + tuple(w_shape[2:]), m.dtype)
+    return inverse(s.reshape(_spectrum(plane, k * c, 1)), plane, gw, step=dilation).reshape(w_shape)
