@@ -461,14 +461,15 @@ def test_arrays_passed_as_shapes_are_named_by_shape_in_the_error():
 
 
 FFT_GRID = [
-    # x shape, weight shape, keywords: 2-D, stride 1, no groups, padded planes of at most 32 a side
+    # x shape, weight shape, keywords: 2-D, stride 1, no groups, circular planes (each side the input and its
+    # wider pad) of at most 32 a side
     ((2, 3, 7, 9), (4, 3, 3, 3), dict(padding=1)),
     ((2, 3, 9, 7), (4, 3, 5, 5), dict(padding=2)),
     ((1, 2, 6, 8), (3, 2, 5, 2), dict(padding=((2, 0), (1, 3)))),         # asymmetric, even plane side
     ((3, 2, 10, 8), (5, 2, 3, 3), dict(padding=((0, 0), (2, 2)), dilation=(2, 3))),
     ((2, 4, 5, 5), (3, 4, 1, 1), dict(padding=2)),                        # 1x1 with padding: no gemm
     ((1, 2, 5, 5), (3, 2, 5, 5), dict(padding=6)),                        # padding wider than the kernel
-    ((2, 3, 28, 28), (4, 3, 5, 5), dict(padding=2)),                      # a 32 x 32 plane, the largest
+    ((2, 3, 30, 30), (4, 3, 5, 5), dict(padding=2)),                      # a 32 x 32 plane, the largest
     ((2, 3, 9, 11), (2, 3, 3, 3), dict(padding=1, padding_mode="reflect")),
     ((2, 3, 6, 6), (4, 3, 7, 7), dict(padding="same", data_format="channels_last")),
     ((1, 1, 4, 4), (1, 1, 4, 4), dict()),                                 # one output cell
@@ -500,15 +501,25 @@ def test_fft_float32_error_on_a_real_layer_size(rng):
 def test_fft_applies_to_small_planes_and_weight_spectra_only():
     ok = F.conv_algorithms((8, 16, 28, 28), (16, 16, 5, 5), padding=2)["applicable"]
     assert "fft" in ok
-    for x_shape, w_shape, kw in [((8, 16, 29, 28), (16, 16, 5, 5), dict(padding=2)),     # a 33-cell side
+    for x_shape, w_shape, kw in [((8, 16, 31, 28), (16, 16, 5, 5), dict(padding=2)),     # a 33-cell side
                                  ((8, 16, 14, 14), (16, 16, 5, 5), dict(padding=2, stride=2)),
                                  ((8, 16, 14, 14), (16, 8, 5, 5), dict(padding=2, groups=2)),
                                  ((8, 16, 14), (16, 16, 5), dict(padding=2)),                # 1-D
-                                 ((8, 256, 14, 14), (256, 256, 3, 3), dict(padding=1))]:   # 151 MB of spectrum
+                                 ((8, 256, 14, 14), (256, 256, 3, 3), dict(padding=1))]:   # 126 MB of spectrum
         groups = kw.pop("groups", 1)
         assert "fft" not in F.conv_algorithms(x_shape, w_shape, groups=groups, **kw)["applicable"], x_shape
     with convkit.workspace_limit(1 << 20):                # the 16x16 5x5 weight's spectrum is 1.1 MB
         assert "fft" not in F.conv_algorithms((8, 16, 28, 28), (16, 16, 5, 5), padding=2)["applicable"]
+
+
+def test_fft_runs_on_the_smallest_circular_plane():
+    """The DFTs run on the input and its wider pad per side (reads past the end wrap onto the narrower pad's
+    zeros): fewer frequencies than the padded plane. FFT_GRID checks the results, pads wider than the
+    kernel included."""
+    from convkit.functional import _fft
+    assert _fft._plane((64, 32, 14, 14), ((2, 2), (2, 2))) == (16, 16)
+    assert _fft._plane((1, 2, 6, 8), ((2, 0), (1, 3))) == (8, 11)
+    assert _fft._plane((1, 2, 5, 5), ((6, 6), (6, 6))) == (11, 11)       # 13 outputs a side
 
 
 def test_autograd_fft_keeps_the_spectra_for_the_backward(rng, monkeypatch):
@@ -543,8 +554,8 @@ def test_fft_under_a_tiny_workspace_goes_a_few_samples_at_a_time(rng, monkeypatc
     chunks = []
     product = _fft._product
     monkeypatch.setattr(_fft, "_product", lambda s, *a, **k: chunks.append(s.shape[-1]) or product(s, *a, **k))
-    with convkit.workspace_limit(70000):
-        assert _fft._chunk(x.shape, w.shape, ((1, 1), (1, 1)), 8) == 4
+    with convkit.workspace_limit(45000):                 # 11 KB a sample on the 7 x 7 circular plane
+        assert _fft._chunk(x.shape, w.shape, (7, 7), 8) == 4
         y = F.conv(x, w, padding=1, algorithm="fft")
         y.backward(np.ones(y.shape))
     assert chunks == [4, 4, 4] * 2                       # the forward's, then the input gradient's

@@ -67,6 +67,20 @@ def padded_shape(shape, pads):
     return tuple(s + lo + hi for s, (lo, hi) in zip(shape, pads))
 
 
+def circular_shape(shape, pads):
+    """Sides of the smallest circular plane on which a stride-1 correlation of the input zero-padded by
+    ``pads`` (each >= 0) gives the same outputs: per dim the input and its wider pad.
+
+    A read past the plane's end wraps around to its start, where the narrower pad's zeros are, as the
+    padded input has zeros there; so the rest of the wider pad need not be stored. An output past the
+    plane's side (pads wider than the kernel) reads only zeros, as the output it wraps onto does.
+
+    >>> circular_shape((14, 14), ((2, 2), (2, 2)))    # 5x5 'same' at 14x14: 16, not 18
+    (16, 16)
+    """
+    return tuple(s + max(lo, hi) for s, (lo, hi) in zip(shape, pads))
+
+
 def bounded_steps(out, kernel_size, stride, dilation, padded):
     """(stride, dilation) with the values that change nothing bounded: a stride past the padded input
     (one output) becomes at most its size, the dilation of a one-tap kernel 1; so a huge value cannot

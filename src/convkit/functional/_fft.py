@@ -1,15 +1,16 @@
 """FFT convolution for small planes, with every discrete Fourier transform a matrix product.
 
-A stride-1 2-D convolution of a padded plane of P x Q cells is a circular correlation of size P x Q
-(no output reads past the plane's end, so nothing wraps around). In the frequency domain it is one
-complex product per frequency and channel pair, summed over the input channels:
+A stride-1 2-D convolution is a circular correlation on a plane of P x Q cells holding the input and its
+wider pad per side (:func:`convkit.shapes.circular_shape`): a read past the plane's end wraps onto the
+narrower pad's zeros. In the frequency domain it is one complex product per frequency and channel pair,
+summed over the input channels:
 
     Y[f] (K, N) = conj(W[f]) (K, C) @ X[f] (C, N)       f = (p, r), p < P, r < Q // 2 + 1
 
 so the layer is P * (Q // 2 + 1) small matrix products (each complex one a real product of twice
 the size: [Yr; Yi] = [[Wr, Wi], [-Wi, Wr]] @ [Xr; Xi]) instead of one product as long as the kernel
-has taps. For 5x5 32->64 at 14x14 (18 x 18 padded) that is 4 real multiplies per
-frequency for 180 frequencies, against 25 taps for each of 196 outputs: 6.8x fewer.
+has taps. For 5x5 32->64 at 14x14 (a 16 x 16 plane) that is 4 real multiplies per
+frequency for 144 frequencies, against 25 taps for each of 196 outputs: 8.5x fewer.
 
 NumPy's FFT runs one small plane at a time (about 3 us each, docs/performance.md); here each 1-D DFT
 is instead a product with its DFT matrix over all planes at once. A spectrum is laid out (P, R, re/im,
@@ -19,7 +20,7 @@ frequency's channels-by-samples block is a matrix the per-frequency products rea
 runs the same way back, W then H, keeping the real part. The input gradient is the same product with
 W[f] not conjugated, and the weight gradient conj(G[f]) X[f]^T, transformed back only at the kernel's taps.
 
-Legend: N samples, C input channels, K filters, (H, W) a plane, (P, Q) the padded plane, R = Q//2+1.
+Legend: N samples, C input channels, K filters, (H, W) a plane, (P, Q) the circular plane, R = Q//2+1.
 """
 from __future__ import annotations
 
@@ -30,26 +31,32 @@ import numpy as np
 
 from .._config import get_workspace_limit
 from .._scratch import pooled, scratch
-from ..shapes import padded_shape
+from ..shapes import circular_shape
 from ._weights import derived
 
-# Largest padded plane side: each 1-D DFT costs a multiply per input cell and frequency, so larger
+# Largest circular plane side: each 1-D DFT costs a multiply per input cell and frequency, so larger
 # planes pay more for the transforms than the products save (and Winograd's tiles serve them).
 MAX_SIDE = 32
 
 
 def applicable(x_shape, w, stride, pads, dilation, groups):
-    """A 2-D convolution at stride 1 without groups whose padded planes are at most MAX_SIDE a side and
+    """A 2-D convolution at stride 1 without groups whose circular planes are at most MAX_SIDE a side and
     whose weight spectrum takes at most a quarter of the workspace limit."""
     if w.ndim != 4 or groups != 1 or any(s != 1 for s in stride):
         return False
-    plane = padded_shape(x_shape[2:], pads)
+    plane = _plane(x_shape, pads)
     return max(plane) <= MAX_SIDE and weight_spectrum_bytes(plane, w) <= get_workspace_limit() // 4
+
+
+def _plane(x_shape, pads):
+    """The circular plane (P, Q) the DFTs run on: the input and its wider pad per dim (16 x 16 for 5x5 'same'
+    at 14x14, against 18 x 18 padded), see :func:`convkit.shapes.circular_shape`."""
+    return circular_shape(x_shape[2:], pads)
 
 
 def weight_spectrum_bytes(plane, w):
     """Bytes of the weight's spectrum in its real form (:func:`_weight_spectrum`): 4*C*K per frequency,
-    P*R frequencies (3x3 256->256 at 14x14: 151 MB, against 2.4 MB of weight)."""
+    P*R frequencies (3x3 256->256 at 14x14: 126 MB, against 2.4 MB of weight)."""
     return _frequencies(plane) * 4 * w.shape[0] * w.shape[1] * w.itemsize
 
 
@@ -207,10 +214,9 @@ def _product(spec, at, transpose=False):
     return out.reshape(p, r, 2, m.shape[1] // 2, b)
 
 
-def _chunk(x_shape, w_shape, pads, itemsize):
+def _chunk(x_shape, w_shape, plane, itemsize):
     """Samples per chunk: the spectra of a chunk's input and output, their products and copies within the
     workspace limit."""
-    plane = padded_shape(x_shape[2:], pads)
     c, k = x_shape[1], w_shape[0]
     cells = math.prod(_spectrum(plane, 1, 1))
     per_sample = itemsize * (2 * cells * (c + k) + 3 * plane[0] * plane[1] * max(c, k))
@@ -230,11 +236,11 @@ def forward(x, w, pads, dilation, out, bias=None, keep=False, weights=None):
     or (y, None) when the batch took several chunks. ``weights`` (a WeightCache of w) keeps the weight's
     spectrum for the next call."""
     n, c = x.shape[:2]
-    plane = padded_shape(x.shape[2:], pads)
+    plane = _plane(x.shape, pads)
     shift = tuple(lo for lo, _ in pads)
     at = (_weight_spectrum(w, plane, dilation) if weights is None else
           derived(weights, ("fft", plane, tuple(dilation)), lambda: _weight_spectrum(w, plane, dilation, True)))
-    step = _chunk(x.shape, w.shape, pads, x.itemsize)
+    step = _chunk(x.shape, w.shape, plane, x.itemsize)
     kept = keep and step >= n
     y = pooled((n, w.shape[0]) + tuple(out), x.dtype)
     xs = None
@@ -254,10 +260,10 @@ def backward(x, w, g, pads, dilation, need_x=True, need_w=True, kept=None):
     ``kept`` (the forward's) saves the input's and the weight's."""
     n, c = x.shape[:2]
     k = w.shape[0]
-    plane = padded_shape(x.shape[2:], pads)
+    plane = _plane(x.shape, pads)
     shift = tuple(lo for lo, _ in pads)
     at = kept.at if kept is not None else (_weight_spectrum(w, plane, dilation) if need_x else None)
-    step = n if kept is not None else _chunk(x.shape, w.shape, pads, x.itemsize)
+    step = n if kept is not None else _chunk(x.shape, w.shape, plane, x.itemsize)
     gx = pooled(x.shape, x.dtype) if need_x else None
     sums = scratch("fft_weight_products", (_frequencies(plane), 2 * k, 2 * c), x.dtype) if need_w else None
     for n0 in range(0, n, step):

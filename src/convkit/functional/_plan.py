@@ -15,7 +15,7 @@ convkit.reference):
                 and the weight gradient from the transformed input a training forward kept (else
                 im2col's)
     "fft"       the convolution theorem with every DFT a matrix product, for 2-D convolutions with
-                stride 1 and no groups on small planes (padded sides at most _fft.MAX_SIDE): the
+                stride 1 and no groups on small planes (circular plane sides at most _fft.MAX_SIDE): the
                 forward, the input gradient and the weight gradient, which share the spectra a
                 training forward kept
     "im2col"    im2col + one GEMM per chunk: every convolution
