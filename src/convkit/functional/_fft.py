@@ -248,9 +248,10 @@ def forward(x, w, pads, dilation, out, bias=None, keep=False, weights=None):
         n1 = min(n, n0 + step)
         xs = (pooled if kept else functools.partial(scratch, "fft_spectrum"))(_spectrum(plane, c, n1 - n0), x.dtype)
         transform(x[n0:n1], plane, xs, shift)
-        inverse(_product(xs, at), plane, y[n0:n1])
-    if bias is not None:
-        y += bias.reshape(-1, 1, 1)
+        ys = _product(xs, at)
+        if bias is not None:    # at frequency 0, where the inverse gives every cell the value / (P*Q)
+            ys[0, 0, 0] += bias[:, None] * (plane[0] * plane[1])
+        inverse(ys, plane, y[n0:n1])
     return (y, Kept(xs, at, plane) if kept else None) if keep else y
 
 
