@@ -483,6 +483,28 @@ def test_fft_matches_reference(rng, x_shape, w_shape, kw, dtype):
     _check(rng, x_shape, w_shape, 1, kw, "fft", dtype)
 
 
+@st.composite
+def fft_configs(draw):
+    """2-D stride-1 convolutions whose circular planes wrap in every way: pads from 0 to 7 on each side
+    independently (wider than the kernel too), kernels up to 5 taps, dilation up to 3."""
+    kernel = tuple(draw(st.integers(1, 5)) for _ in range(2))
+    dil = tuple(draw(st.integers(1, 3)) for _ in range(2))
+    size, pads = [], []
+    for k, d in zip(kernel, dil):
+        lo, hi = draw(st.integers(0, 7)), draw(st.integers(0, 7))
+        size.append(draw(st.integers(max(1, d * (k - 1) + 1 - lo - hi), 10)))
+        pads.append((lo, hi))
+    return dict(x_shape=(draw(st.integers(1, 3)), draw(st.integers(1, 3))) + tuple(size),
+                k=draw(st.integers(1, 3)), kernel=kernel, padding=tuple(pads), dilation=dil)
+
+
+@given(fft_configs(), st.integers(0, 2**31))
+def test_fft_hypothesis(cfg, seed):
+    x_shape = cfg["x_shape"]
+    kw = dict(padding=cfg["padding"], dilation=cfg["dilation"])
+    _check(np.random.default_rng(seed), x_shape, (cfg["k"], x_shape[1]) + cfg["kernel"], 1, kw, "fft")
+
+
 def test_fft_float32_error_on_a_real_layer_size(rng):
     """5x5 32->64 at 14x14 (MNIST's second layer) in float32 by FFT: forward and both gradients within 1e-5
     of the float64 reference, relative to its largest value."""
