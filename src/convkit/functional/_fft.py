@@ -13,11 +13,11 @@ has taps. For 5x5 32->64 at 14x14 (a 16 x 16 plane) that is 4 real multiplies pe
 frequency for 144 frequencies, against 25 taps for each of 196 outputs: 8.5x fewer.
 
 NumPy's FFT runs one small plane at a time (about 3 us each, docs/performance.md); here each 1-D DFT
-is instead a product with its DFT matrix over all planes at once. A spectrum is laid out (P, R, re/im,
-channels, samples), samples last: then the DFT along H (real in, complex out) is one product, the DFT
-along W (complex, only the R frequencies a real input needs) one product per frequency row, and each
+is instead a product with its DFT matrix over all planes at once. A spectrum is laid out (R, P, re/im,
+channels, samples), samples last: then the DFT along W (real in, only the R frequencies a real plane
+needs) is one product, the DFT along H (complex) one product per frequency column, and each
 frequency's channels-by-samples block is a matrix the per-frequency products read in place. The inverse
-runs the same way back, W then H, keeping the real part. The input gradient is the same product with
+runs the same way back, H then W, keeping the real part. The input gradient is the same product with
 W[f] not conjugated, and the weight gradient conj(G[f]) X[f]^T, transformed back only at the kernel's taps.
 
 Legend: N samples, C input channels, K filters, (H, W) a plane, (P, Q) the circular plane, R = Q//2+1.
@@ -73,23 +73,21 @@ def _positions(n, shift, step):
 
 @functools.lru_cache(maxsize=64)
 def _real_in(n_in, size, shift, step, dtype):
-    """(2*size, n_in): the DFT along one axis of real values at positions ``shift + step*i``, rows
-    (frequency, re/im)."""
-    a = _phase(np.arange(size), _positions(n_in, shift, step), size)
-    m = np.stack([np.cos(a), -np.sin(a)], axis=1)                       # (size, 2, n_in)
-    return m.reshape(2 * size, n_in).astype(dtype)
+    """(2R, n_in): the DFT along one axis of real values at positions ``shift + step*i``, only the
+    R = size//2 + 1 frequencies a real plane needs, rows (frequency, re/im)."""
+    a = _phase(np.arange(size // 2 + 1), _positions(n_in, shift, step), size)
+    return np.stack([np.cos(a), -np.sin(a)], axis=1).reshape(-1, n_in).astype(dtype)
 
 
 @functools.lru_cache(maxsize=64)
-def _complex_half(n_in, size, shift, step, dtype):
-    """(2R, 2*n_in): the DFT along one axis of complex values at positions ``shift + step*i`` (input
-    (re/im, i)), only the R = size//2 + 1 frequencies a real plane needs, rows (frequency, re/im)."""
-    r = size // 2 + 1
-    a = _phase(np.arange(r), _positions(n_in, shift, step), size)
+def _complex_in(n_in, size, shift, step, dtype):
+    """(2*size, 2*n_in): the DFT along one axis of complex values at positions ``shift + step*i`` (input
+    (re/im, i)), every frequency, rows (frequency, re/im)."""
+    a = _phase(np.arange(size), _positions(n_in, shift, step), size)
     c, s = np.cos(a), np.sin(a)
     # (xr + i xi)(c - i s) = (xr c + xi s) + i (xi c - xr s)
     m = np.stack([np.concatenate([c, s], axis=1), np.concatenate([-s, c], axis=1)], axis=1)
-    return m.reshape(2 * r, 2 * n_in).astype(dtype)
+    return m.reshape(2 * size, 2 * n_in).astype(dtype)
 
 
 def _weights_r(size):
@@ -103,58 +101,60 @@ def _weights_r(size):
 
 
 @functools.lru_cache(maxsize=64)
-def _inverse_half(n_out, size, shift, step, dtype):
-    """(2*n_out, 2R): the inverse DFT along the half-spectrum axis (input (frequency, re/im)) at
-    positions ``shift + step*o``, complex out (rows (re/im, o)), scaled by c_r / size."""
-    r = size // 2 + 1
-    a = _phase(_positions(n_out, shift, step), np.arange(r), size)
-    c, s = np.cos(a) * _weights_r(size) / size, np.sin(a) * _weights_r(size) / size
+def _complex_out(n_out, size, shift, step, dtype):
+    """(2*n_out, 2*size): the inverse DFT along one axis (input (frequency, re/im)) at positions
+    ``shift + step*o``, complex out (rows (re/im, o)), scaled by 1 / size."""
+    a = _phase(_positions(n_out, shift, step), np.arange(size), size)
+    c, s = np.cos(a) / size, np.sin(a) / size
     # (yr + i yi)(c + i s) = (yr c - yi s) + i (yr s + yi c)
-    re = np.stack([c, -s], axis=2).reshape(n_out, 2 * r)
-    im = np.stack([s, c], axis=2).reshape(n_out, 2 * r)
+    re = np.stack([c, -s], axis=2).reshape(n_out, 2 * size)
+    im = np.stack([s, c], axis=2).reshape(n_out, 2 * size)
     return np.concatenate([re, im], axis=0).astype(dtype)
 
 
 @functools.lru_cache(maxsize=64)
-def _inverse_real(n_out, size, shift, step, dtype):
-    """(n_out, 2*size): the real part of the inverse DFT along the full axis (input (frequency, re/im))
-    at positions ``shift + step*o``, scaled by 1 / size."""
-    a = _phase(_positions(n_out, shift, step), np.arange(size), size)
-    return (np.stack([np.cos(a), -np.sin(a)], axis=2).reshape(n_out, 2 * size) / size).astype(dtype)
+def _real_out(n_out, size, shift, step, dtype):
+    """(n_out, 2R): the real values at positions ``shift + step*o`` of an axis whose half spectrum (input
+    (frequency, re/im), R = size//2 + 1 frequencies) is given: the real part of the inverse DFT, each
+    frequency scaled by c_r / size."""
+    a = _phase(_positions(n_out, shift, step), np.arange(size // 2 + 1), size)
+    c = _weights_r(size) / size
+    return np.stack([np.cos(a) * c, -np.sin(a) * c], axis=2).reshape(n_out, -1).astype(dtype)
 
 
 def transform(a, plane, out, shift=(0, 0), step=(1, 1)):
-    """Spectrum (P, R, 2, Ch, B) of a (B, Ch, h, w): its values at positions shift + step * index of a
-    P x Q plane (``plane``), zero elsewhere, into ``out``. The samples go last
-    (two copies: a 2-D transpose, then runs of B), so that each DFT is one product over all of them: along
-    H one (2P, h) @ (h, w*Ch*B), along W one (2R, 2w) @ (2w, Ch*B) per frequency row."""
+    """Spectrum (R, P, 2, Ch, B) of a (B, Ch, h, w): its values at positions shift + step * index of a
+    P x Q plane (``plane``), zero elsewhere, into ``out``. The samples go last (two copies: a 2-D
+    transpose, then runs of B into (w, h, Ch, B)), so that each DFT is one product over all of them: along
+    W (real in, the R frequencies a real plane needs) one (2R, w) @ (w, h*Ch*B), along H (complex) one
+    (2P, 2h) @ (2h, Ch*B) per frequency column."""
     b, ch, h, w = a.shape
     p, q = plane
     r = q // 2 + 1
-    mh = _real_in(h, p, shift[0], step[0], a.dtype)                      # (2P, h)
-    mw = _complex_half(w, q, shift[1], step[1], a.dtype)                 # (2R, 2w)
+    mw = _real_in(w, q, shift[1], step[1], a.dtype)                      # (2R, w)
+    mh = _complex_in(h, p, shift[0], step[0], a.dtype)                   # (2P, 2h)
     last = scratch("fft_samples_last", (ch, h * w, b), a.dtype)
     np.copyto(last.reshape(ch * h * w, b), a.reshape(b, ch * h * w).T)
-    cells = scratch("fft_cells", (h * w, ch, b), a.dtype)
-    np.copyto(cells, last.transpose(1, 0, 2))
-    t = np.matmul(mh, cells.reshape(h, w * ch * b), out=scratch("fft_rows", (2 * p, w * ch * b), a.dtype))
-    np.matmul(mw, t.reshape(p, 2 * w, ch * b), out=out.reshape(p, 2 * r, ch * b))   # rows (r, re/im)
+    cells = scratch("fft_cells", (w, h, ch, b), a.dtype)
+    np.copyto(cells, last.reshape(ch, h, w, b).transpose(2, 1, 0, 3))
+    t = np.matmul(mw, cells.reshape(w, h * ch * b), out=scratch("fft_rows", (2 * r, h * ch * b), a.dtype))
+    np.matmul(mh, t.reshape(r, 2 * h, ch * b), out=out.reshape(r, 2 * p, ch * b))   # rows (p, re/im)
     return out
 
 
 def inverse(s, plane, y, shift=(0, 0), step=(1, 1)):
     """y (B, Ch, oh, ow) = the real values at positions shift + step * index of the P x Q plane whose half
-    spectrum is s (P, R, 2, Ch, B): along W one (2*ow, 2R) @ (2R, Ch*B) per
-    frequency row, along H one (oh, 2P) @ (2P, ow*Ch*B) keeping the real part, then the samples back first."""
-    p, r, _, ch, b = s.shape
+    spectrum is s (R, P, 2, Ch, B): along H one (2*oh, 2P) @ (2P, Ch*B) per frequency column, along W
+    one (ow, 2R) @ (2R, oh*Ch*B) keeping the real part, then the samples back first."""
+    r, p, _, ch, b = s.shape
     q = plane[1]
     oh, ow = y.shape[2:]
-    bw = _inverse_half(ow, q, shift[1], step[1], s.dtype)                # (2*ow, 2R)
-    bh = _inverse_real(oh, p, shift[0], step[0], s.dtype)                # (oh, 2P)
-    z = np.matmul(bw, s.reshape(p, 2 * r, ch * b), out=scratch("fft_rows", (p, 2 * ow, ch * b), s.dtype))
-    cells = np.matmul(bh, z.reshape(2 * p, ow * ch * b), out=scratch("fft_cells", (oh, ow * ch * b), s.dtype))
+    bh = _complex_out(oh, p, shift[0], step[0], s.dtype)                 # (2*oh, 2P)
+    bw = _real_out(ow, q, shift[1], step[1], s.dtype)                    # (ow, 2R)
+    z = np.matmul(bh, s.reshape(r, 2 * p, ch * b), out=scratch("fft_rows", (r, 2 * oh, ch * b), s.dtype))
+    cells = np.matmul(bw, z.reshape(2 * r, oh * ch * b), out=scratch("fft_cells", (ow, oh * ch * b), s.dtype))
     last = scratch("fft_samples_last", (ch, oh * ow, b), s.dtype)
-    np.copyto(last, cells.reshape(oh * ow, ch, b).transpose(1, 0, 2))
+    np.copyto(last.reshape(ch, oh, ow, b), cells.reshape(ow, oh, ch, b).transpose(2, 1, 0, 3))
     _samples_first(y.reshape(b, ch * oh * ow), last.reshape(ch * oh * ow, b))
     return y
 
@@ -181,7 +181,7 @@ def _weight_spectrum(w, plane, dilation, kept_long=False):
     of the pool's."""
     k, c = w.shape[:2]
     ws = transform(w.transpose(1, 0, 2, 3), plane, scratch("fft_weight", _spectrum(plane, k, c), w.dtype),
-                   step=dilation)                                        # (P, R, 2, K, C)
+                   step=dilation)                                        # (R, P, 2, K, C)
     f = ws.shape[0] * ws.shape[1]
     wr, wi = ws.reshape(f, 2, k, c)[:, 0], ws.reshape(f, 2, k, c)[:, 1]
     at = (np.empty if kept_long else pooled)((f, 2, k, 2, c), w.dtype)
@@ -193,8 +193,8 @@ def _weight_spectrum(w, plane, dilation, kept_long=False):
 
 
 def _spectrum(plane, ch, b):
-    """The shape of a spectrum: (P, R, 2, Ch, B)."""
-    return (plane[0], plane[1] // 2 + 1, 2, ch, b)
+    """The shape of a spectrum: (R, P, 2, Ch, B)."""
+    return (plane[1] // 2 + 1, plane[0], 2, ch, b)
 
 
 def _frequencies(plane):
@@ -203,15 +203,15 @@ def _frequencies(plane):
 
 
 def _product(spec, at, transpose=False):
-    """(P, R, 2, Ch_out, B) = per frequency at[f] (or at[f]^T) @ spec[f] (2*Ch_in, B), on a scratch buffer.
+    """(R, P, 2, Ch_out, B) = per frequency at[f] (or at[f]^T) @ spec[f] (2*Ch_in, B), on a scratch buffer.
     (Splitting the frequencies over convkit's threads, BLAS on one thread each, was slower inside a
     training step: 5x5 32->64 at 14x14, batch 64, forward + both gradients 17.1 vs 16.1 ms.)"""
-    p, r, _, ch, b = spec.shape
-    f = p * r
+    r, p, _, ch, b = spec.shape
+    f = r * p
     m = at.transpose(0, 2, 1) if transpose else at
     out = scratch("fft_product", (f, m.shape[1], b), spec.dtype)
     np.matmul(m, spec.reshape(f, 2 * ch, b), out=out)
-    return out.reshape(p, r, 2, m.shape[1] // 2, b)
+    return out.reshape(r, p, 2, m.shape[1] // 2, b)
 
 
 def _chunk(x_shape, w_shape, plane, itemsize):
@@ -224,7 +224,7 @@ def _chunk(x_shape, w_shape, plane, itemsize):
 
 
 class Kept:
-    """What a training forward keeps for :func:`backward`: the input's spectrum (P, R, 2, C, N) and the
+    """What a training forward keeps for :func:`backward`: the input's spectrum (R, P, 2, C, N) and the
     weight's (AT, see _weight_spectrum), the weight as the forward used it."""
 
     def __init__(self, spec, at, plane):
@@ -282,9 +282,9 @@ def backward(x, w, g, pads, dilation, need_x=True, need_w=True, kept=None):
 def _weight_products(gs, xs, acc, add=False):
     """Per frequency (2K, N) @ (N, 2C) = [[Gr Xr^T, Gr Xi^T], [Gi Xr^T, Gi Xi^T]], (F, 2K, 2C), into ``acc``
     (or added to it)."""
-    p, r, _, k, n = gs.shape
+    r, p, _, k, n = gs.shape
     c = xs.shape[3]
-    f = p * r
+    f = r * p
     src_g, src_x = gs.reshape(f, 2 * k, n), xs.reshape(f, 2 * c, n).transpose(0, 2, 1)
     if add:
         acc += np.matmul(src_g, src_x)
@@ -294,7 +294,7 @@ def _weight_products(gs, xs, acc, add=False):
 
 def _weight_from_products(m, plane, w_shape, dilation):
     """grad_w from the summed products (F, 2K, 2C): conj(G) X has re = Gr Xr + Gi Xi, im = Gr Xi - Gi Xr,
-    laid out (P, R, 2, K*C, 1) for the inverse at the kernel's taps."""
+    laid out (R, P, 2, K*C, 1) for the inverse at the kernel's taps."""
     k, c = w_shape[:2]
     f = m.shape[0]
     m = m.reshape(f, 2, k, 2, c)
