@@ -492,7 +492,8 @@ def fft_configs(draw):
     size, pads = [], []
     for k, d in zip(kernel, dil):
         lo, hi = draw(st.integers(0, 7)), draw(st.integers(0, 7))
-        size.append(draw(st.integers(max(1, d * (k - 1) + 1 - lo - hi), 10)))
+        least = max(1, d * (k - 1) + 1 - lo - hi)                        # at least one output
+        size.append(draw(st.integers(least, max(least, 10))))
         pads.append((lo, hi))
     return dict(x_shape=(draw(st.integers(1, 3)), draw(st.integers(1, 3))) + tuple(size),
                 k=draw(st.integers(1, 3)), kernel=kernel, padding=tuple(pads), dilation=dil)
