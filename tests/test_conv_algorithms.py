@@ -195,6 +195,14 @@ def test_the_automatic_choice_per_shape():
                                        ((8, 8, 56, 56), (8, 8, 3, 3), "im2col"),
                                        ((2, 16, 16, 32, 32), (32, 16, 3, 3, 3), "winograd")]:
         assert F.conv_algorithms(x_shape, w_shape, padding=w_shape[-1] // 2)["forward_autograd"] == autograd, x_shape
+    # 3x3 layers on small planes with few channels train by FFT, before Winograd: circular planes of up to 9
+    # cells, 6 to 64 channels each way, from 16 samples; a forward that keeps nothing does not
+    for x_shape, k, fft in [((64, 32, 8, 8), 32, True), ((16, 64, 7, 7), 64, True), ((64, 32, 4, 4), 64, True),
+                            ((128, 32, 16, 16), 32, False), ((64, 128, 8, 8), 128, False), ((8, 32, 8, 8), 32, False),
+                            ((32, 64, 9, 9), 64, False), ((64, 64, 8, 8), 128, False), ((64, 4, 8, 8), 16, False)]:
+        c = F.conv_algorithms(x_shape, (k, x_shape[1], 3, 3), padding=1)
+        assert (c["forward_autograd"] == "fft") == fft and (c["backward"] == "fft") == fft, x_shape
+        assert c["forward"] != "fft", x_shape
     c3 = F.conv_algorithms((2, 16, 16, 32, 32), (32, 16, 3, 3, 3), padding=1)
     assert "winograd" in c3["applicable"] and c3["forward"] != "winograd" and c3["backward"] != "winograd"
     # from 128 channels Winograd goes first, up to a 256x256 weight when U is made on every call

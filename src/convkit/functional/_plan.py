@@ -179,6 +179,27 @@ _FFT_MIN_TAPS_FORWARD = 49
 _FFT_MIN_SAMPLES = 16
 
 
+# 3x3 kernels on small planes with few channels, in training (session 18; forward + both gradients through
+# autograd, ms, the default (Winograd forward, implicit GEMM input gradient) vs FFT): 32->32 at 8x8, batch 64,
+# 3.65 vs 3.06; 64->64 at 8x8, batch 128, 16.87 vs 12.60; 32->64 at 4x4 2.10 vs 1.37; 64->64 at 7x7, batch 32,
+# 6.56 vs 4.89. But 128->128 at 8x8 35.1 vs 40.7, 64->64 at 9x9 (a 10-cell plane) 11.7 vs 13.6, and batch 8
+# even (1.02 vs 1.01). Training steps: digits_cnn 14.50 -> 12.35 ms, ResNet-20 (batch 128) 869.8 -> 837.8 and
+# 863.4 -> 802.6 ms. Also taking 32-channel layers on 16x16 planes (alone 30.9 vs 27.4 ms at batch 128) gave
+# ResNet-20 1.054x and 0.953x in two runs, so they are left out.
+_FFT_SMALL_TAPS = 9
+_FFT_SMALL_SIDE = 9          # largest circular plane side
+_FFT_SMALL_CHANNELS = 64     # most channels each way
+
+
+def _fft_small_pays(x_shape, w, pads):
+    """FFT for 3x3 kernels over at least _FFT_MIN_SAMPLES samples on circular planes of at most _FFT_SMALL_SIDE
+    a side, with _FFT_MIN_CHANNELS to _FFT_SMALL_CHANNELS channels each way: the transforms are shared by few
+    channels there, and Winograd's weigh more than FFT's products do."""
+    return (math.prod(w.shape[2:]) == _FFT_SMALL_TAPS and x_shape[0] >= _FFT_MIN_SAMPLES
+            and _FFT_MIN_CHANNELS <= min(w.shape[:2]) and max(w.shape[:2]) <= _FFT_SMALL_CHANNELS
+            and max(_fft._plane(x_shape, pads)) <= _FFT_SMALL_SIDE)
+
+
 def _fft_pays(pass_, x_shape, w, keep, cached):
     """FFT for kernels of at least _FFT_MIN_TAPS taps (forwards that keep nothing for a weight gradient and
     make the weight's spectrum on every call: at least _FFT_MIN_TAPS_FORWARD) over at least _FFT_MIN_SAMPLES
@@ -197,8 +218,12 @@ def heuristic(pass_, x_shape, w, stride, pads, dilation, groups, out, keep=False
     input gradient that way and the weight gradient with im2col's columns. Winograd runs 3-D kernels
     only in training forwards (elsewhere it was measured no faster). Large kernels over enough samples
     take FFT where it applies (_fft_pays), in training forwards (keeping both spectra), backwards and
-    cached forwards. ``cached``: the forward's weight transforms are kept between calls (see _weights)."""
+    cached forwards; so do training forwards and backwards of 3x3 layers on small planes with few channels,
+    before Winograd (_fft_small_pays). ``cached``: the forward's weight transforms are kept between calls
+    (see _weights)."""
     cands = applicable(x_shape, w, stride, pads, dilation, groups) if cands is None else cands
+    if "fft" in cands and (keep or pass_ == "backward") and _fft_small_pays(x_shape, w, pads):
+        return "fft"           # 3x3 layers on small planes with few channels, in training
     if "winograd" in cands and (_winograd_keeps(x_shape, w, out) if keep else
                                 w.ndim == 4 and _winograd_first(pass_, x_shape, w, out, cached)):
         return "winograd"      # wide layers: the transforms are shared by many channels
