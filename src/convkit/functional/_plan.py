@@ -186,7 +186,7 @@ _FFT_MIN_SAMPLES = 16
 # even (1.02 vs 1.01). Training steps: digits_cnn 14.50 -> 12.35 ms, ResNet-20 (batch 128) 869.8 -> 837.8 and
 # 863.4 -> 802.6 ms. Also taking 32-channel layers on 16x16 planes (alone 30.9 vs 27.4 ms at batch 128) gave
 # ResNet-20 1.054x and 0.953x in two runs, so they are left out.
-_FFT_SMALL_TAPS = 9
+_FFT_SMALL_KERNEL = (3, 3)
 _FFT_SMALL_SIDE = 9          # largest circular plane side
 _FFT_SMALL_CHANNELS = 64     # most channels each way
 
@@ -195,7 +195,7 @@ def _fft_small_pays(x_shape, w, pads):
     """FFT for 3x3 kernels over at least _FFT_MIN_SAMPLES samples on circular planes of at most _FFT_SMALL_SIDE
     a side, with _FFT_MIN_CHANNELS to _FFT_SMALL_CHANNELS channels each way: the transforms are shared by few
     channels there, and Winograd's weigh more than FFT's products do."""
-    return (math.prod(w.shape[2:]) == _FFT_SMALL_TAPS and x_shape[0] >= _FFT_MIN_SAMPLES
+    return (tuple(w.shape[2:]) == _FFT_SMALL_KERNEL and x_shape[0] >= _FFT_MIN_SAMPLES
             and _FFT_MIN_CHANNELS <= min(w.shape[:2]) and max(w.shape[:2]) <= _FFT_SMALL_CHANNELS
             and max(_fft._plane(x_shape, pads)) <= _FFT_SMALL_SIDE)
 
