@@ -146,6 +146,21 @@ def test_float32_large_offset(torch, rng):
     np.testing.assert_allclose(N.batch_norm(x, None, None, training=True), yt, atol=2e-2)
 
 
+def test_float32_long_rows(rng):
+    """Float32 statistics over long rows (40,000 cells a plane, each row summed in float32 first) stay
+    within the float32 output's rounding of the float64 answer."""
+    x = (rng.standard_normal((4, 3, 200, 200)) * 2 + 5).astype(np.float32)
+    g = rng.standard_normal(x.shape).astype(np.float32)
+    x64, g64 = x.astype(np.float64), g.astype(np.float64)
+    for f, vjp in [(lambda v: N.batch_norm(v, None, None, training=True),
+                    lambda g_, v: N.batch_norm_vjp(g_, v, None, None, training=True)),
+                   (lambda v: N.group_norm(v, 3), lambda g_, v: N.group_norm_vjp(g_, v, 3))]:
+        np.testing.assert_allclose(f(x), f(x64), atol=2e-6)
+        for a, e in zip(vjp(g, x), vjp(g64, x64)):
+            if e is not None:
+                np.testing.assert_allclose(a / np.abs(e).max(), e / np.abs(e).max(), atol=2e-6)
+
+
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("shape", SHAPES[1:])
 def test_layer_group_instance_vs_torch(shape, dtype, torch, rng):

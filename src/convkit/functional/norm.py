@@ -3,8 +3,9 @@
 Signatures follow ``torch.nn.functional``; each forward sits beside its vjp,
 which takes ``grad_out`` and the forward's arguments and returns
 ``(grad_input, grad_weight, grad_bias)`` (None for an absent weight or bias).
-Statistics are summed in float64 after centring on the mean (two passes), so
-float32 inputs match PyTorch to ~1e-6 without the cancellation of E[x^2] - E[x]^2.
+Statistics are summed in float64 after centring on the mean (two passes; a float32
+row adds up in float32 first, by pairwise summation), so float32 inputs match
+PyTorch to ~1e-6 without the cancellation of E[x^2] - E[x]^2.
 The only state is the running statistics, which the forwards in training mode
 update in place, as PyTorch does; no vjp writes them.
 
@@ -54,18 +55,33 @@ def _cast(dtype, *arrays):
     return [None if a is None else a.astype(dtype, copy=False) for a in arrays]
 
 
+def _sum64(a, axes, b=None):
+    """Sums of a (or of a * b) over ``axes``, keepdims, in float64.
+
+    A float32 array whose last axis is summed adds along that axis first in float32, then the rest in
+    float64: NumPy's pairwise summation along a contiguous row (relative error about 1e-8 over 1024 cells)
+    instead of a cast of every element, and a dot product per row for a * b, with no product array.
+    128 x 16 x 1024 float32, ms: a sum 0.94 -> 0.45, a sum of squares 2.34 -> 0.33."""
+    last = a.ndim - 1
+    if a.dtype != np.float32 or last not in axes:
+        return (a if b is None else a * b).sum(axis=axes, keepdims=True, dtype=_F64)
+    rows = (np.add.reduce(a, axis=last) if b is None else np.vecdot(a, b))[..., None]
+    rest = tuple(ax for ax in axes if ax != last)
+    return rows.sum(axis=rest, keepdims=True, dtype=_F64) if rest else rows.astype(_F64)
+
+
 def _moments(x, axes):
     """(mean, biased variance) over axes in float64 (keepdims), and x - mean in x's dtype."""
     n = int(np.prod([x.shape[a] for a in axes]))
-    mean = x.sum(axis=axes, keepdims=True, dtype=_F64)
+    mean = _sum64(x, axes)
     mean /= max(n, 1)
     xc = x - mean.astype(x.dtype)
     if x.dtype != _F64:  # the mean rounded to x's dtype is off by up to half its ulp: centre on the residual too
-        d = xc.sum(axis=axes, keepdims=True, dtype=_F64)
+        d = _sum64(xc, axes)
         d /= max(n, 1)
         mean += d
         xc -= d.astype(x.dtype)
-    var = np.square(xc).sum(axis=axes, keepdims=True, dtype=_F64)
+    var = _sum64(xc, axes, xc)
     var /= max(n, 1)
     return mean, var, xc
 
@@ -206,15 +222,14 @@ def batch_norm_vjp(grad_out, input, running_mean, running_var, weight=None, bias
     else:
         xc = x3 - rm.astype(x3.dtype)[:, None]
         r = 1 / np.sqrt(rv.astype(_F64) + eps)
-    p = g * xc
-    s_gxc = p.sum(axis=(0, 2), dtype=_F64)
-    s_g = g.sum(axis=(0, 2), dtype=_F64)
+    s_gxc = _sum64(g, (0, 2), xc).ravel()
+    s_g = _sum64(g, (0, 2)).ravel()
     wr = r if w is None else r * w
     gx = g * wr.astype(g.dtype)[:, None]
     if training:
         gx -= (wr * s_g / n).astype(g.dtype)[:, None]
-        np.multiply(xc, (-wr * r * r * s_gxc / n).astype(g.dtype)[:, None], out=p)
-        gx += p
+        xc *= (-wr * r * r * s_gxc / n).astype(g.dtype)[:, None]
+        gx += xc
     gw = None if w is None else (s_gxc * r).astype(w.dtype)
     gb = None if b is None else s_g.astype(b.dtype)
     return gx.reshape(shape), gw, gb
@@ -249,8 +264,8 @@ def _normalize_vjp(g4, x4, w4, b4, eps):
     else:
         dxh = g4 * w4
         np.multiply(dxh, xh, out=p)
-    m2 = p.sum(axis=(2, 3), keepdims=True, dtype=_F64) / n
-    m1 = dxh.sum(axis=(2, 3), keepdims=True, dtype=_F64) / n
+    m2 = _sum64(p, (2, 3)) / n
+    m1 = _sum64(dxh, (2, 3)) / n
     xh *= m2.astype(xh.dtype)
     dxh -= m1.astype(dxh.dtype)
     dxh -= xh
