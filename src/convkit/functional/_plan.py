@@ -191,23 +191,24 @@ _FFT_SMALL_SIDE = 9          # largest circular plane side
 _FFT_SMALL_CHANNELS = 64     # most channels each way
 
 
+def _fft_enough(x_shape, w):
+    """At least _FFT_MIN_SAMPLES samples and _FFT_MIN_CHANNELS channels each way: what every FFT rule asks."""
+    return x_shape[0] >= _FFT_MIN_SAMPLES and min(w.shape[:2]) >= _FFT_MIN_CHANNELS
+
+
 def _fft_small_pays(x_shape, w, pads):
-    """FFT for 3x3 kernels over at least _FFT_MIN_SAMPLES samples on circular planes of at most _FFT_SMALL_SIDE
-    a side, with _FFT_MIN_CHANNELS to _FFT_SMALL_CHANNELS channels each way: the transforms are shared by few
-    channels there, and Winograd's weigh more than FFT's products do."""
-    return (tuple(w.shape[2:]) == _FFT_SMALL_KERNEL and x_shape[0] >= _FFT_MIN_SAMPLES
-            and _FFT_MIN_CHANNELS <= min(w.shape[:2]) and max(w.shape[:2]) <= _FFT_SMALL_CHANNELS
-            and max(_fft._plane(x_shape, pads)) <= _FFT_SMALL_SIDE)
+    """FFT for 3x3 kernels (where _fft_enough) on circular planes of at most _FFT_SMALL_SIDE a side, with at
+    most _FFT_SMALL_CHANNELS channels each way: the transforms are shared by few channels there, and
+    Winograd's weigh more than FFT's products do."""
+    return (tuple(w.shape[2:]) == _FFT_SMALL_KERNEL and _fft_enough(x_shape, w)
+            and max(w.shape[:2]) <= _FFT_SMALL_CHANNELS and max(_fft._plane(x_shape, pads)) <= _FFT_SMALL_SIDE)
 
 
 def _fft_pays(pass_, x_shape, w, keep, cached):
     """FFT for kernels of at least _FFT_MIN_TAPS taps (forwards that keep nothing for a weight gradient and
-    make the weight's spectrum on every call: at least _FFT_MIN_TAPS_FORWARD) over at least _FFT_MIN_SAMPLES
-    samples, with at least _FFT_MIN_CHANNELS input channels and filters."""
-    taps = math.prod(w.shape[2:])
+    make the weight's spectrum on every call: at least _FFT_MIN_TAPS_FORWARD), where _fft_enough."""
     many = keep or cached or pass_ == "backward"
-    return (x_shape[0] >= _FFT_MIN_SAMPLES and min(w.shape[:2]) >= _FFT_MIN_CHANNELS
-            and taps >= (_FFT_MIN_TAPS if many else _FFT_MIN_TAPS_FORWARD))
+    return _fft_enough(x_shape, w) and math.prod(w.shape[2:]) >= (_FFT_MIN_TAPS if many else _FFT_MIN_TAPS_FORWARD)
 
 
 def heuristic(pass_, x_shape, w, stride, pads, dilation, groups, out, keep=False, cands=None, cached=False):

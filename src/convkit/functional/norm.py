@@ -119,7 +119,7 @@ def _update(running, batch_stat, momentum):
 def _sum_to(a, shape):
     """Sum a (keepdims broadcast form) down to the given broadcastable shape."""
     axes = tuple(i for i, (s, t) in enumerate(zip(a.shape, shape)) if t == 1 and s != 1)
-    return a.sum(axis=axes, keepdims=True, dtype=_F64)
+    return _sum64(a, axes)
 
 
 # --------------------------------------------------------------------------- batch norm
