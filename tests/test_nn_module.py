@@ -462,3 +462,70 @@ def test_bad_arguments(call, exc, pattern):
         call()
     assert e.type is exc
     assert re.search(pattern, str(e.value)), str(e.value)
+
+
+# --------------------------------------------------------------------------- ReLU then max pool, pool first
+
+def _relu_pool_pair(seed, pool, shape, pattern):
+    """(fused Sequential's output and input gradient, the written order's), on input with ties, zeros and NaN."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(shape).astype(np.float32)
+    if pattern == "ties":         # few distinct values: ties inside windows, positive and negative
+        x = np.round(x * 2) / 2
+    elif pattern == "nan":
+        x.flat[rng.integers(0, x.size, max(1, x.size // 20))] = np.nan
+    elif pattern == "zeros":      # windows whose max is exactly 0
+        x = np.minimum(x, 0)
+        x.flat[rng.integers(0, x.size, x.size // 3)] = 0
+    g = rng.standard_normal(pool(ck.tensor(x)).shape).astype(np.float32)
+    fused = nn.Sequential(nn.ReLU(), pool)
+    assert fused[1]._may_precede(fused[0], x)
+    out = []
+    for run in (fused, lambda t: pool(nn.ReLU()(t))):
+        t = ck.tensor(x, requires_grad=True)
+        y = run(t)
+        y.backward(g)
+        out.append((y.data, t.grad.data))
+    return out
+
+
+@pytest.mark.parametrize("pool, shape", [
+    (nn.MaxPool2d(2), (2, 3, 8, 8)),
+    (nn.MaxPool2d(3, 2, padding=1), (2, 3, 9, 10)),
+    (nn.MaxPool2d(3, 2, ceil_mode=True), (1, 2, 8, 9)),
+    (nn.MaxPool2d((2, 3), (1, 2), padding=(1, 1), dilation=(2, 1)), (2, 2, 7, 8)),
+    (nn.MaxPool1d(3, 2, padding=1), (2, 3, 11)),
+    (nn.MaxPool3d(2), (1, 2, 4, 6, 6)),
+    (nn.MaxPool2d(2), (3, 8, 8)),             # unbatched
+])
+@pytest.mark.parametrize("pattern", ["normal", "ties", "nan", "zeros"])
+def test_sequential_runs_max_pool_before_relu_bitwise_alike(pool, shape, pattern):
+    (y, gx), (y_ref, gx_ref) = _relu_pool_pair(0, pool, shape, pattern)
+    np.testing.assert_array_equal(y, y_ref)
+    np.testing.assert_array_equal(gx, gx_ref)
+    # the pool ran first: the graph's last node is the ReLU, on the pool's output
+    net = nn.Sequential(nn.ReLU(), pool)
+    assert net(ck.tensor(np.ones(shape, np.float32), requires_grad=True))._node.name == "relu_backward"
+
+
+def test_sequential_keeps_relu_first_where_the_orders_differ():
+    x = -np.ones((1, 1, 4, 4), np.float32)
+    # windows of padding alone (padding wider than convkit's pools allow in PyTorch): relu(-inf) would be 0
+    wide = nn.MaxPool2d(2, 2, padding=2)
+    net = nn.Sequential(nn.ReLU(), wide)
+    assert not wide._may_precede(net[0], x)
+    y = net(x).data
+    assert np.isneginf(y[0, 0, 0, 0]) and y[0, 0, 1, 1] == 0
+    # asked-for indices, a hooked module, an integer input, another activation, a shape the pool rejects
+    assert not nn.MaxPool2d(2, return_indices=True)._may_precede(nn.ReLU(), x)
+    hooked = nn.ReLU()
+    seen = []
+    hooked.register_forward_hook(lambda m, args, out: seen.append(out.shape))
+    assert not nn.MaxPool2d(2)._may_precede(hooked, x)
+    nn.Sequential(hooked, nn.MaxPool2d(2))(x)
+    assert seen == [(1, 1, 4, 4)]
+    assert not nn.MaxPool2d(2)._may_precede(nn.ReLU(), x.astype(np.int64))
+    assert not nn.MaxPool2d(2)._may_precede(nn.ReLU6(), x)
+    assert not nn.MaxPool2d(5)._may_precede(nn.ReLU(), x)
+    with pytest.raises(ValueError, match="max_pool2d"):
+        nn.Sequential(nn.ReLU(), nn.MaxPool2d(5))(x)

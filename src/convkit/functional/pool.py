@@ -61,7 +61,14 @@ def _windowed(op, n, x, kernel_size, stride, padding, dilation, ceil_mode, *, ke
     x = C.as_float_array(op, "input", x, keep_int=keep_int)
     n = _rank(op, n, x, kernel_size)
     xb, unbatched = C.batched(op, x, n, what=_WHAT.format(n=n))
-    sp = xb.shape[2:]
+    g = _geometry(op, n, xb.shape[2:], kernel_size, stride, padding, dilation, ceil_mode)
+    # at least one padded plane, and the kernel-offset tables, are made whatever the workspace limit
+    _check_memory(op, xb, g.out, 2 * C.nbytes(g.span, np.float64) + C.nbytes(g.k, np.int64) * (len(g.k) + 1))
+    return xb, unbatched, g
+
+
+def _geometry(op, n, sp, kernel_size, stride, padding, dilation, ceil_mode):
+    """The windows' geometry over spatial shape ``sp``, every argument checked."""
     k = C.ntuple(op, "kernel_size", kernel_size, n, minimum=1)
     s = k if stride is None or (isinstance(stride, (list, tuple)) and not stride) else \
         C.ntuple(op, "stride", stride, n, minimum=1)
@@ -69,9 +76,7 @@ def _windowed(op, n, x, kernel_size, stride, padding, dilation, ceil_mode, *, ke
     pads = shapes.resolve_padding(padding, sp, k, s, d, op=op)
     out = shapes.pool_output_shape(sp, k, s, pads, d, bool(ceil_mode), op=op)
     span = tuple((o - 1) * st + dl * (f - 1) + 1 for o, st, dl, f in zip(out, s, d, k))
-    # at least one padded plane, and the kernel-offset tables, are made whatever the workspace limit
-    _check_memory(op, xb, out, 2 * C.nbytes(span, np.float64) + C.nbytes(k, np.int64) * (len(k) + 1))
-    return xb, unbatched, _Geom(sp, k, s, d, pads, out, span)
+    return _Geom(tuple(sp), k, s, d, pads, out, span)
 
 
 def _check_memory(op, xb, out, extra=0):
@@ -252,13 +257,19 @@ def _separable_max(xc, g, out):
         cur = res
 
 
+def _first_cells(g):
+    """Per dim: each window's start, its first offset on an input cell, and whether it has one at all."""
+    starts = [np.arange(o) * st - lo for o, st, (lo, _) in zip(g.out, g.s, g.pads)]
+    kfirst = [np.maximum(d - 1 - a, 0) // d for a, d in zip(starts, g.d)]
+    ok = [(kf < k) & (a + kf * d < w) for a, kf, k, d, w in zip(starts, kfirst, g.k, g.d, g.spatial)]
+    return starts, kfirst, ok
+
+
 def _max_tables(g):
     """First real offset of each window (-1 if none), flat input index of each window start and offset."""
     pstride = [math.prod(g.spatial[i + 1:]) for i in range(len(g.k))]
     kstride = [math.prod(g.k[i + 1:]) for i in range(len(g.k))]
-    starts = [np.arange(o) * st - lo for o, st, (lo, _) in zip(g.out, g.s, g.pads)]
-    kfirst = [np.maximum(d - 1 - a, 0) // d for a, d in zip(starts, g.d)]
-    ok = [(kf < k) & (a + kf * d < w) for a, kf, k, d, w in zip(starts, kfirst, g.k, g.d, g.spatial)]
+    starts, kfirst, ok = _first_cells(g)
     first = sum(_outer([kf * ks for kf, ks in zip(kfirst, kstride)]))
     first = np.where(functools.reduce(np.logical_and, _outer(ok)), first, -1)
     base = sum(_outer([a * ps for a, ps in zip(starts, pstride)]))
@@ -453,6 +464,25 @@ def _max_pool_taped(name, x, kernel_size, stride=None, padding=0, dilation=1, ce
     """
     n = int(name[-2]) if name[-1] == "d" else None
     return _max_pool_impl(name, n, x, kernel_size, stride, padding, dilation, ceil_mode, return_indices, True)
+
+
+def _relu_commutes(shape, n, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
+    """Whether ``max_pool(relu(x)) == relu(max_pool(x))`` for every x of ``shape``, gradient included, so
+    a ReLU then a max pool may run as the pool then the ReLU, on the pool's smaller output.
+
+    relu is monotone, so the max of a window's relu'd cells is relu of their max. Where that max is > 0
+    both orders pick the same cell (the first of equals) and pass it the same gradient; where it is
+    <= 0 or NaN, relu's gradient is 0 in both orders. They differ only on a window of padding alone
+    (-inf from the pool, but relu(-inf) = 0), so this is True when every window reaches an input cell.
+    False also when the arguments do not fit ``shape``: the plain order then raises its own error.
+    """
+    if len(shape) < n + 1:
+        return False
+    try:
+        g = _geometry("max_pool", n, tuple(shape[-n:]), kernel_size, stride, padding, dilation, ceil_mode)
+    except (TypeError, ValueError):
+        return False
+    return all(ok.all() for ok in _first_cells(g)[2])
 
 
 def _max_pool_route_vjp(grad_out, route):

@@ -296,7 +296,12 @@ class Module:
 
 
 class Sequential(Module):
-    """Modules applied in order; indexable, sliceable, and named "0", "1", ... in state_dict."""
+    """Modules applied in order; indexable, sliceable, and named "0", "1", ... in state_dict.
+
+    A ReLU followed by a max pool runs as the pool then the ReLU when that gives the same output and
+    gradients (see ``_MaxPoolNd._may_precede``): the ReLU then sees a quarter of the cells after a 2x2
+    pool. A forward hook on either module keeps them in the written order.
+    """
 
     def __init__(self, *modules):
         super().__init__()
@@ -308,8 +313,16 @@ class Sequential(Module):
                 self.add_module(str(i), m)
 
     def forward(self, x):
-        for m in self._modules.values():
-            x = m(x)
+        mods = tuple(self._modules.values())
+        i = 0
+        while i < len(mods):
+            nxt = mods[i + 1] if i + 1 < len(mods) else None
+            if getattr(nxt, "_may_precede", None) is not None and nxt._may_precede(mods[i], x):
+                x = mods[i](nxt(x))
+                i += 2
+            else:
+                x = mods[i](x)
+                i += 1
         return x
 
     def __len__(self):

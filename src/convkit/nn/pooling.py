@@ -9,9 +9,13 @@ dim (ceil with ceil_mode); stride defaults to kernel_size.
 """
 from __future__ import annotations
 
+import numpy as np
+
 from .. import _checks as C
 from .. import functional as F
 from ..autograd import as_tensor
+from ..functional.pool import _relu_commutes
+from .activation import ReLU
 from .module import Module
 
 
@@ -43,6 +47,18 @@ class _MaxPoolNd(Module):
     def extra_repr(self):
         return (f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "
                 f"dilation={self.dilation}, ceil_mode={self.ceil_mode}")
+
+    def _may_precede(self, act, x):
+        """Whether ``act(x)`` then this pool may run as this pool then ``act``, with the same output and
+        gradients: act a plain ReLU, no hooks on either, no indices asked for, a float input, and every
+        window on an input cell (``F.pool._relu_commutes``). :class:`~convkit.nn.Sequential` then runs
+        the ReLU on the pool's output, a quarter of the cells for a 2x2 pool."""
+        dtype, shape = getattr(x, "dtype", None), getattr(x, "shape", None)
+        return (type(act) is ReLU and type(self).forward is _MaxPoolNd.forward and not self.return_indices
+                and not act._forward_hooks and not self._forward_hooks and dtype is not None
+                and np.dtype(dtype).kind == "f"
+                and _relu_commutes(shape, self._n, self.kernel_size, self.stride, self.padding, self.dilation,
+                                   self.ceil_mode))
 
 
 class MaxPool1d(_MaxPoolNd):
