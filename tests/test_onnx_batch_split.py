@@ -334,13 +334,18 @@ def test_static_nodes_and_sample_shapes():
 
 
 # ------------------------------------------------------------------ a Relu moved after the MaxPool that reads it
-@pytest.mark.parametrize("case", ["moved", "read twice", "indices", "graph output"])
+@pytest.mark.parametrize("case", ["moved", "read twice", "indices", "graph output", "wide pads", "dilated"])
 def test_relu_then_max_pool_runs_pool_first(case):
     rng = np.random.default_rng(3)
+    # windows of padding alone (wide pads; dilated taps that skip the input) give -inf, and relu(-inf) is 0
+    window = {"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 1, 1, 1], "ceil_mode": 1}
+    if case == "wide pads":
+        window = {"kernel_shape": [2, 2], "strides": [2, 2], "pads": [2, 2, 2, 2]}
+    if case == "dilated":
+        window = {"kernel_shape": [2, 2], "dilations": [10, 1], "pads": [1, 0, 1, 0]}
     nodes = [helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1], name="conv"),
              helper.make_node("Relu", ["c"], ["r"], name="relu"),
-             helper.make_node("MaxPool", ["r"], ["p"] + (["i"] if case == "indices" else []), kernel_shape=[3, 3],
-                              strides=[2, 2], pads=[1, 1, 1, 1], ceil_mode=1, name="pool")]
+             helper.make_node("MaxPool", ["r"], ["p"] + (["i"] if case == "indices" else []), **window, name="pool")]
     outputs = [_vi("p", None)] + ([_vi("i", None, TensorProto.INT64)] if case == "indices" else [])
     if case == "read twice":
         nodes.append(helper.make_node("Sigmoid", ["r"], ["q"]))
@@ -355,10 +360,10 @@ def test_relu_then_max_pool_runs_pool_first(case):
                      (["Sigmoid"] if case == "read twice" else []))
     x = rng.standard_normal((2, 3, 9, 11)).astype(np.float32)
     c = conv_onnx.ops.Conv(x, numpy_helper.to_array(m.graph.initializer[0]), pads=[1, 1, 1, 1])
-    want = conv_onnx.ops.MaxPool(conv_onnx.ops.Relu(c), kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1],
-                                 ceil_mode=1)
+    want = conv_onnx.ops.MaxPool(conv_onnx.ops.Relu(c), **window)
     got = sess.run(None, {"x": x})
     np.testing.assert_array_equal(got[0], want)
+    assert np.isneginf(want).any() == (case in ("wide pads", "dilated"))
     if case == "graph output":
         np.testing.assert_array_equal(got[1], conv_onnx.ops.Relu(c))
 

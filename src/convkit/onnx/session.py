@@ -134,6 +134,16 @@ def _add_into(fn, into, A, B):
     return np.add(A, B, out=target)
 
 
+def _windows_reach_input(attrs):
+    """Whether every window of a MaxPool with these attributes holds an input cell, whatever the input's size:
+    no dilation and every pad smaller than the kernel (onnxruntime refuses larger pads). A window of padding
+    alone gives -inf, and relu(-inf) = 0, so only then may a Relu before the pool run after it."""
+    k = attrs.get("kernel_shape") or ()
+    pads = attrs.get("pads") or ()
+    return (bool(k) and all(d == 1 for d in attrs.get("dilations") or ())
+            and all(p < k[i % len(k)] for i, p in enumerate(pads)))
+
+
 class _KeptTransforms:
     """The WeightCache of one Conv weight initializer, for ops_conv.Conv's ``_weights``. It serves only the
     session's own array of that initializer (``own()``, kept read-only), never a weight fed by a caller,
@@ -300,7 +310,8 @@ class InferenceSession(Module):
         for j, (i, name, op, ins, outs, fn, attrs) in enumerate(self._nodes):
             k = producer.get(ins[0]) if op == "MaxPool" and ins else None
             if (k is None or len(outs) != 1 or attrs.get("return_indices") or self._nodes[k][2] != "Relu"
-                    or readers[ins[0]] != 1 or ins[0] in outputs or {j, k} & self._static):
+                    or readers[ins[0]] != 1 or ins[0] in outputs or {j, k} & self._static
+                    or not _windows_reach_input(attrs)):
                 continue
             relu = self._nodes[k]
             between = ins[0]     # now the pooled values before the Relu
