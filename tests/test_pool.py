@@ -170,7 +170,10 @@ def test_tiled_max_pool_matches_reference_and_its_vjp(spatial, k, kind):
     g = rng.standard_normal(y.shape)
     np.testing.assert_array_equal(F._max_pool_route_vjp(g, route), F.max_pool_vjp(g, x, k, indices=i))
     g[0, 1] = np.inf  # a non-finite grad_out must not leak into the cells that did not win
-    np.testing.assert_array_equal(F._max_pool_route_vjp(g, route), F.max_pool_vjp(g, x, k, indices=i))
+    g[1, 2] = np.nan
+    gx = F._max_pool_route_vjp(g, route)
+    np.testing.assert_array_equal(gx, F.max_pool_vjp(g, x, k, indices=i))
+    assert not np.signbit(gx[gx == 0]).any()  # +0 where a cell did not win, as PyTorch's zero-filled gradient
 
 
 def test_tiled_max_pool_unbatched_float32_non_contiguous():

@@ -341,13 +341,19 @@ def _tiled_scan(xc, g, want_arg, nan):
 def _tiled_spread(gx, gy, j, g):
     """Adjoint of the tiled max: gx (zero outside the tiles) gets gy at each window's winner j.
 
-    A product with the mask (j == t), not a select (np.where is slow on random masks): exact
-    because gy is finite (checked by the caller); a cell that did not win gets +-0.
+    Bitwise: gy's bits ANDed with a mask of all ones where j == t, else all zeros. Exact for any
+    gy, NaN and inf included, and a cell that did not win gets +0, as in PyTorch. (A product with
+    the bool mask casts it on every pass: 2.04 -> 1.61 ms for 64x32x28x28 at one thread, medians of 60.)
     """
-    gv = _tile_view(gx, g)
+    bits = np.dtype(f"u{gy.dtype.itemsize}")
+    gv = _tile_view(gx, g).view(bits)
+    gb = gy.view(bits)
+    mask = np.empty(j.shape, f"i{gy.dtype.itemsize}")
     for t, kk in enumerate(itertools.product(*map(range, g.k))):
         at = (slice(None),) * 2 + sum(((slice(None), a) for a in kk), ())
-        np.multiply(gy, j == t, out=gv[at])
+        np.equal(j, t, out=mask)
+        np.negative(mask, out=mask)      # 1 -> all ones
+        np.bitwise_and(gb, mask.view(bits), out=gv[at])
 
 
 def _fixed_rank(generic, impl, n):
@@ -489,13 +495,8 @@ def _max_pool_route_vjp(grad_out, route):
     """max_pool's gradient from the forward's route: gy to each window's winner."""
     g = route.geom
     gy = _grad("max_pool_vjp", grad_out, route.unbatched, route.shape[:2] + g.out)
-    if route.j is None or not np.isfinite(gy).all():
-        idx = route.idx
-        if idx is None:
-            _, base, table = _max_tables(g)
-            idx = np.take(table, route.j)
-            idx += base
-        return _ret(_route_indices(gy, idx, route.shape), route.unbatched)
+    if route.j is None:
+        return _ret(_route_indices(gy, route.idx, route.shape), route.unbatched)
     exact = all(o * k == w for o, k, w in zip(g.out, g.k, g.spatial))
     gx = pooled(route.shape, gy.dtype, zero=not exact)
 
