@@ -304,3 +304,31 @@ BAD = [
 def test_bad_arguments(call, exc, pattern):
     with pytest.raises(exc, match=pattern):
         call()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("affine", [True, False])
+def test_batch_norm_autograd_backward_reuses_the_forward_statistics_bitwise(dtype, affine, rng, monkeypatch):
+    """Through autograd the backward centres x on the forward's saved shifts instead of summing again,
+    and gives batch_norm_vjp's numbers bitwise (a large mean makes float32's residual shift matter)."""
+    import convkit
+    import convkit.functional as F
+
+    x = (rng.standard_normal((6, 3, 5, 4)) * 0.1 + 1e3).astype(dtype)
+    g = rng.standard_normal(x.shape).astype(dtype)
+    w, b, rm, rv = _params(rng, 3, dtype)
+    w, b = (w, b) if affine else (None, None)
+    xt = convkit.tensor(x, requires_grad=True)
+    params = [None if a is None else convkit.tensor(a, requires_grad=True) for a in (w, b)]
+    y = F.batch_norm(xt, rm.copy(), rv.copy(), *params, training=True, momentum=0.1, eps=1e-3)
+    np.testing.assert_array_equal(y.data, N.batch_norm(x, rm.copy(), rv.copy(), w, b, True, 0.1, 1e-3))
+    calls = []
+    monkeypatch.setattr(N, "_moments", lambda *a, **k: calls.append(1))
+    y.backward(g)
+    assert calls == []
+    monkeypatch.undo()
+    gx, gw, gb = N.batch_norm_vjp(g, x, None, None, w, b, True, 0.1, 1e-3)
+    np.testing.assert_array_equal(xt.grad.data, gx)
+    if affine:
+        np.testing.assert_array_equal(params[0].grad.data, gw)
+        np.testing.assert_array_equal(params[1].grad.data, gb)

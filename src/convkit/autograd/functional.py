@@ -14,6 +14,7 @@ import re
 from .. import _random
 from .. import functional as F
 from ..functional.conv import _conv_taped, _conv_taped_vjp
+from ..functional.norm import _batch_norm, _batch_norm_taped_vjp
 from ..functional.pool import _max_pool_route_vjp, _max_pool_taped
 from .tensor import Tensor, is_grad_enabled, result
 
@@ -116,4 +117,10 @@ def _conv(fn, name, arrays, parents):
     return result(y, parents, lambda g: _conv_taped_vjp(g, tape, mask), f"{name}_backward")
 
 
-_SPECIAL = {"max_pool": _max_pool, "dropout": _dropout, "conv": _conv}
+def _batch_norm_kept(fn, name, arrays, parents):
+    """Keep the batch's statistics for the backward, as PyTorch keeps its saved mean and inverse std."""
+    y, stats = _batch_norm(**arrays)
+    return result(y, parents, lambda g: _batch_norm_taped_vjp(g, **arrays, stats=stats), f"{name}_backward")
+
+
+_SPECIAL = {"max_pool": _max_pool, "dropout": _dropout, "conv": _conv, "batch_norm": _batch_norm_kept}

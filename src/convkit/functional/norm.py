@@ -70,20 +70,33 @@ def _sum64(a, axes, b=None):
     return rows.sum(axis=rest, keepdims=True, dtype=_F64) if rest else rows.astype(_F64)
 
 
-def _moments(x, axes):
-    """(mean, biased variance) over axes in float64 (keepdims), and x - mean in x's dtype."""
+def _moments(x, axes, shifts=None):
+    """(mean, biased variance) over axes in float64 (keepdims), and x - mean in x's dtype. With a list
+    ``shifts``, the arrays subtracted from x to centre it are appended to it (see :func:`_centred`)."""
     n = int(np.prod([x.shape[a] for a in axes]))
     mean = _sum64(x, axes)
     mean /= max(n, 1)
-    xc = x - mean.astype(x.dtype)
+    steps = [mean.astype(x.dtype)]
+    xc = x - steps[0]
     if x.dtype != _F64:  # the mean rounded to x's dtype is off by up to half its ulp: centre on the residual too
         d = _sum64(xc, axes)
         d /= max(n, 1)
         mean += d
-        xc -= d.astype(x.dtype)
+        steps.append(d.astype(x.dtype))
+        xc -= steps[-1]
     var = _sum64(xc, axes, xc)
     var /= max(n, 1)
+    if shifts is not None:
+        shifts.extend(steps)
     return mean, var, xc
+
+
+def _centred(x, shifts):
+    """x - mean as :func:`_moments` made it, bitwise, from the shifts it recorded: no sums again."""
+    xc = x - shifts[0]
+    for d in shifts[1:]:
+        xc -= d
+    return xc
 
 
 def _running_stats(op, running_mean, running_var, c, update):
@@ -179,6 +192,11 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     >>> rm, rv
     (array([0.2]), array([1.1]))
     """
+    return _batch_norm(input, running_mean, running_var, weight, bias, training, momentum, eps)[0]
+
+
+def _batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1, eps=1e-5):
+    """batch_norm's (y, the batch's statistics for :func:`_batch_norm_taped_vjp`: None when not training)."""
     x3, rm, rv, w, b, training, momentum, eps = _bn_args(
         "batch_norm", input, running_mean, running_var, weight, bias, training, momentum, eps, True)
     shape = np.shape(input)
@@ -186,8 +204,9 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
         scale, shift = _eval_affine(rm, rv, w, b, eps)
         y = x3 * scale.astype(x3.dtype)[:, None]
         y += shift.astype(x3.dtype)[:, None]
-        return y.reshape(shape)
-    mean, var, y = _moments(x3, (0, 2))
+        return y.reshape(shape), None
+    shifts = []
+    mean, var, y = _moments(x3, (0, 2), shifts)
     scale = 1 / np.sqrt(var + eps)
     if w is not None:
         scale *= w[:, None]
@@ -198,7 +217,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
         n = x3.shape[0] * x3.shape[2]
         _update(running_mean, mean.ravel(), momentum)
         _update(running_var, var.ravel() * (n / (n - 1)), momentum)
-    return y.reshape(shape)
+    return y.reshape(shape), (var, shifts)
 
 
 def batch_norm_vjp(grad_out, input, running_mean, running_var, weight=None, bias=None, training=False,
@@ -210,6 +229,14 @@ def batch_norm_vjp(grad_out, input, running_mean, running_var, weight=None, bias
     ``grad_weight = r * sum(g*xc)``, ``grad_bias = sum(g)``. Evaluation:
     ``grad_input = g * w * r`` with the running statistics. Running stats are never written.
     """
+    return _batch_norm_taped_vjp(grad_out, input, running_mean, running_var, weight, bias, training, momentum, eps)
+
+
+def _batch_norm_taped_vjp(grad_out, input, running_mean, running_var, weight=None, bias=None, training=False,
+                          momentum=0.1, eps=1e-5, stats=None):
+    """batch_norm_vjp; ``stats`` (the forward's, see :func:`_batch_norm`) saves computing the batch's
+    mean and variance again, as PyTorch's backward reads the forward's saved mean and inverse std.
+    The result is bitwise the same either way."""
     op = "batch_norm_vjp"
     x3, rm, rv, w, b, training, momentum, eps = _bn_args(
         op, input, running_mean, running_var, weight, bias, training, momentum, eps, False)
@@ -217,7 +244,11 @@ def batch_norm_vjp(grad_out, input, running_mean, running_var, weight=None, bias
     g = _grad(op, grad_out, x3.reshape(shape)).reshape(x3.shape)
     n = x3.shape[0] * x3.shape[2]
     if training:
-        _, var, xc = _moments(x3, (0, 2))
+        if stats is None:
+            _, var, xc = _moments(x3, (0, 2))
+        else:
+            var, shifts = stats
+            xc = _centred(x3, shifts)
         r = 1 / np.sqrt(var.ravel() + eps)
     else:
         xc = x3 - rm.astype(x3.dtype)[:, None]
