@@ -529,3 +529,10 @@ def test_sequential_keeps_relu_first_where_the_orders_differ():
     assert not nn.MaxPool2d(5)._may_precede(nn.ReLU(), x)
     with pytest.raises(ValueError, match="max_pool2d"):
         nn.Sequential(nn.ReLU(), nn.MaxPool2d(5))(x)
+
+
+def test_onnx_export_keeps_relu_then_max_pool_as_written():
+    pytest.importorskip("onnx")
+    import convkit.onnx
+    proto = convkit.onnx.export(nn.Sequential(nn.ReLU(), nn.MaxPool2d(2)), np.ones((1, 1, 4, 4), np.float32), None)
+    assert [n.op_type for n in proto.graph.node] == ["Relu", "MaxPool"]

@@ -13,7 +13,7 @@ import numpy as np
 
 from .. import _checks as C
 from .. import functional as F
-from ..autograd import as_tensor
+from ..autograd import Tensor, as_tensor
 from ..functional.pool import _relu_commutes
 from .activation import ReLU
 from .module import Module
@@ -50,14 +50,14 @@ class _MaxPoolNd(Module):
 
     def _may_precede(self, act, x):
         """Whether ``act(x)`` then this pool may run as this pool then ``act``, with the same output and
-        gradients: act a plain ReLU, no hooks on either, no indices asked for, a float input, and every
-        window on an input cell (``F.pool._relu_commutes``). :class:`~convkit.nn.Sequential` then runs
-        the ReLU on the pool's output, a quarter of the cells for a 2x2 pool."""
-        dtype, shape = getattr(x, "dtype", None), getattr(x, "shape", None)
+        gradients: act a plain ReLU, no hooks on either, no indices asked for, a float array or plain Tensor
+        (not the ONNX exporter's tracing tensor, which records the graph as written), and every window on
+        an input cell (``F.pool._relu_commutes``). :class:`~convkit.nn.Sequential` then runs the ReLU on the
+        pool's output, a quarter of the cells for a 2x2 pool."""
         return (type(act) is ReLU and type(self).forward is _MaxPoolNd.forward and not self.return_indices
-                and not act._forward_hooks and not self._forward_hooks and dtype is not None
-                and np.dtype(dtype).kind == "f"
-                and _relu_commutes(shape, self._n, self.kernel_size, self.stride, self.padding, self.dilation,
+                and not act._forward_hooks and not self._forward_hooks and type(x) in (Tensor, np.ndarray)
+                and x.dtype.kind == "f"
+                and _relu_commutes(x.shape, self._n, self.kernel_size, self.stride, self.padding, self.dilation,
                                    self.ceil_mode))
 
 
