@@ -44,9 +44,11 @@ def _parts(size, pieces):
     return [slice(i, min(size, i + step)) for i in range(0, size, step)]
 
 
-def im2col(xp, kernel, stride, dilation, out, slot=None):
+def im2col(xp, kernel, stride, dilation, out, slot=None, ones_row=False):
     """Columns (C, *K, N, *O) of the padded input xp (N, C, *Sp), contiguous (in scratch buffer ``slot``
-    when given).
+    when given). With ``ones_row`` the buffer holds one more row of N*prod(O) ones after them, for a
+    product that adds the bias; the columns are then ``buffer[:-1]`` of the (C*prod(K) + 1, N*prod(O))
+    matrix returned.
 
     The copy is split over channels (or samples, for one channel) across threads.
     """
@@ -54,7 +56,13 @@ def im2col(xp, kernel, stride, dilation, out, slot=None):
     n = len(kernel)
     perm = (1, *range(2, 2 + n), 0, *range(2 + n, 2 + 2 * n))
     src = v.transpose(perm)
-    cols = kept_or_scratch(src.shape, xp.dtype, slot)
+    if ones_row:
+        m = math.prod(src.shape[n + 1:])
+        buf = kept_or_scratch((math.prod(src.shape[:n + 1]) + 1, m), xp.dtype, slot)
+        buf[-1] = 1
+        cols = buf[:-1].reshape(src.shape)
+    else:
+        cols = kept_or_scratch(src.shape, xp.dtype, slot)
     axis = 0 if src.shape[0] > 1 else 1 + n
     pieces = 2 * num_threads()
 
@@ -63,7 +71,7 @@ def im2col(xp, kernel, stride, dilation, out, slot=None):
         np.copyto(cols[at], src[at])
 
     run_blocks(copy, _parts(src.shape[axis], pieces))
-    return cols
+    return buf if ones_row else cols
 
 
 def col2im_add(gxp, cols, kernel, stride, dilation, out):
