@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import numbers
 
+from typing import NamedTuple
+
 import numpy as np
 
 from .. import _checks as C
@@ -70,33 +72,20 @@ def _sum64(a, axes, b=None):
     return rows.sum(axis=rest, keepdims=True, dtype=_F64) if rest else rows.astype(_F64)
 
 
-def _moments(x, axes, shifts=None):
-    """(mean, biased variance) over axes in float64 (keepdims), and x - mean in x's dtype. With a list
-    ``shifts``, the arrays subtracted from x to centre it are appended to it (see :func:`_centred`)."""
+def _moments(x, axes):
+    """(mean, biased variance) over axes in float64 (keepdims), and x - mean in x's dtype."""
     n = int(np.prod([x.shape[a] for a in axes]))
     mean = _sum64(x, axes)
     mean /= max(n, 1)
-    steps = [mean.astype(x.dtype)]
-    xc = x - steps[0]
+    xc = x - mean.astype(x.dtype)
     if x.dtype != _F64:  # the mean rounded to x's dtype is off by up to half its ulp: centre on the residual too
         d = _sum64(xc, axes)
         d /= max(n, 1)
         mean += d
-        steps.append(d.astype(x.dtype))
-        xc -= steps[-1]
+        xc -= d.astype(x.dtype)
     var = _sum64(xc, axes, xc)
     var /= max(n, 1)
-    if shifts is not None:
-        shifts.extend(steps)
     return mean, var, xc
-
-
-def _centred(x, shifts):
-    """x - mean as :func:`_moments` made it, bitwise, from the shifts it recorded: no sums again."""
-    xc = x - shifts[0]
-    for d in shifts[1:]:
-        xc -= d
-    return xc
 
 
 def _running_stats(op, running_mean, running_var, c, update):
@@ -205,19 +194,56 @@ def _batch_norm(input, running_mean, running_var, weight=None, bias=None, traini
         y = x3 * scale.astype(x3.dtype)[:, None]
         y += shift.astype(x3.dtype)[:, None]
         return y.reshape(shape), None
-    shifts = []
-    mean, var, y = _moments(x3, (0, 2), shifts)
-    scale = 1 / np.sqrt(var + eps)
+    st = _bn_stats(x3)
+    y = st.xc                                   # becomes the output, in place
+    scale = 1 / np.sqrt(st.var + eps)
     if w is not None:
         scale *= w[:, None]
     y *= scale.astype(y.dtype)
+    offset = -st.d * scale                      # the residual of the centring, folded in here
     if b is not None:
-        y += b[:, None]
+        offset += b[:, None]
+    if b is not None or x3.dtype != _F64:
+        y += offset.astype(y.dtype)
     if running_mean is not None:
         n = x3.shape[0] * x3.shape[2]
-        _update(running_mean, mean.ravel(), momentum)
-        _update(running_var, var.ravel() * (n / (n - 1)), momentum)
-    return y.reshape(shape), (var, shifts)
+        _update(running_mean, st.mean.ravel(), momentum)
+        _update(running_var, st.var.ravel() * (n / (n - 1)), momentum)
+    return y.reshape(shape), st._replace(xc=None)
+
+
+class _Stats(NamedTuple):
+    """A training batch norm's batch statistics per channel, (1, C, 1) float64 unless said: mean, biased
+    var, the shift subtracted from x (the mean rounded to x's dtype, x's dtype), the mean d of x - shift,
+    and xc = x - shift itself (x's dtype; None once the forward has made it its output)."""
+    mean: np.ndarray
+    var: np.ndarray
+    shift: np.ndarray
+    d: np.ndarray
+    xc: np.ndarray
+
+
+def _bn_stats(x3):
+    """Batch statistics of x3 (N, C, M) over N and M, centred once: x - shift, where shift is the mean
+    rounded to x's dtype, and d (up to half that dtype's ulp of the mean) is the mean of what is left.
+    The variance is E[(x - shift)^2] - d^2, and d is folded into the output's offset and the gradient's
+    constant instead of a second pass over x (float32 ResNet-20 training: 7 -> 6 passes forward, 2 -> 1
+    to centre x again in the backward). Float64 takes d = 0, as its rounding of the mean is exact enough."""
+    n = x3.shape[0] * x3.shape[2]
+    mean = _sum64(x3, (0, 2))
+    mean /= n
+    shift = mean.astype(x3.dtype)
+    xc = x3 - shift
+    if x3.dtype != _F64:
+        d = _sum64(xc, (0, 2))
+        d /= n
+    else:
+        d = np.zeros_like(mean)
+    var = _sum64(xc, (0, 2), xc)
+    var /= n
+    var -= d * d
+    np.maximum(var, 0, out=var)
+    return _Stats(mean + d, var, shift, d, xc)
 
 
 def batch_norm_vjp(grad_out, input, running_mean, running_var, weight=None, bias=None, training=False,
@@ -234,32 +260,31 @@ def batch_norm_vjp(grad_out, input, running_mean, running_var, weight=None, bias
 
 def _batch_norm_taped_vjp(grad_out, input, running_mean, running_var, weight=None, bias=None, training=False,
                           momentum=0.1, eps=1e-5, stats=None):
-    """batch_norm_vjp; ``stats`` (the forward's, see :func:`_batch_norm`) saves computing the batch's
-    mean and variance again, as PyTorch's backward reads the forward's saved mean and inverse std.
-    The result is bitwise the same either way."""
+    """batch_norm_vjp; ``stats`` (the forward's :class:`_Stats`, see :func:`_batch_norm`) saves computing
+    the batch's mean and variance again, as PyTorch's backward reads the forward's saved mean and inverse
+    std. The result is bitwise the same either way."""
     op = "batch_norm_vjp"
     x3, rm, rv, w, b, training, momentum, eps = _bn_args(
         op, input, running_mean, running_var, weight, bias, training, momentum, eps, False)
     shape = np.shape(input)
     g = _grad(op, grad_out, x3.reshape(shape)).reshape(x3.shape)
     n = x3.shape[0] * x3.shape[2]
+    d = 0
     if training:
-        if stats is None:
-            _, var, xc = _moments(x3, (0, 2))
-        else:
-            var, shifts = stats
-            xc = _centred(x3, shifts)
-        r = 1 / np.sqrt(var.ravel() + eps)
+        st = _bn_stats(x3) if stats is None else stats._replace(xc=x3 - stats.shift)
+        xc, d = st.xc, st.d.ravel()     # xc = x - shift; the centred x is xc - d
+        r = 1 / np.sqrt(st.var.ravel() + eps)
     else:
         xc = x3 - rm.astype(x3.dtype)[:, None]
         r = 1 / np.sqrt(rv.astype(_F64) + eps)
-    s_gxc = _sum64(g, (0, 2), xc).ravel()
     s_g = _sum64(g, (0, 2)).ravel()
+    s_gxc = _sum64(g, (0, 2), xc).ravel() - d * s_g
     wr = r if w is None else r * w
     gx = g * wr.astype(g.dtype)[:, None]
     if training:
-        gx -= (wr * s_g / n).astype(g.dtype)[:, None]
-        xc *= (-wr * r * r * s_gxc / n).astype(g.dtype)[:, None]
+        k = wr * r * r * s_gxc / n      # gx = wr g - wr s_g / n - k (xc - d)
+        gx += (k * d - wr * s_g / n).astype(g.dtype)[:, None]
+        xc *= (-k).astype(g.dtype)[:, None]
         gx += xc
     gw = None if w is None else (s_gxc * r).astype(w.dtype)
     gb = None if b is None else s_g.astype(b.dtype)
