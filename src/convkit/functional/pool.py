@@ -345,8 +345,6 @@ def _tiled_spread(gx, gy, j, g):
     gy, NaN and inf included, and a cell that did not win gets +0, as in PyTorch. (A product with
     the bool mask casts it on every pass: 2.04 -> 1.61 ms for 64x32x28x28 at one thread, medians of 60.)
     """
-    if g.k[-1] == 2 and gy.dtype.itemsize == 4 and _tiled_spread_pairs(gx, gy, j, g):
-        return
     bits = np.dtype(f"u{gy.dtype.itemsize}")
     gv = _tile_view(gx, g).view(bits)
     gb = gy.view(bits)
@@ -356,30 +354,6 @@ def _tiled_spread(gx, gy, j, g):
         np.equal(j, t, out=mask)
         np.negative(mask, out=mask)      # 1 -> all ones
         np.bitwise_and(gb, mask.view(bits), out=gv[at])
-
-
-def _tiled_spread_pairs(gx, gy, j, g):
-    """_tiled_spread for float32 windows two cells wide in the last dim: a window row's two cells as one
-    8-byte pair, gy's bits shifted into the half the winner takes (j & 1) and ANDed with all ones where
-    the winner is in that row (j >> 1). Whole rows are written once, instead of every other cell in each
-    of two passes (64x32x28x28 at one thread, medians of 60: 1.97 -> 1.63 ms; 64x64x14x14: 1.82 -> 1.06).
-    Returns False, writing nothing, when the pairs are not 8-byte aligned (an odd row length)."""
-    tv = _tile_view(gx, g)
-    rows = [tv[(slice(None),) * 2 + sum(((slice(None), a) for a in kk), ())].view(np.uint64)[..., 0]
-            for kk in itertools.product(*map(range, g.k[:-1]))]   # (N, C, *out), one pair per window row
-    if not all(r.flags.aligned for r in rows):
-        return False
-    pair = gy.view(np.uint32).astype(np.uint64)
-    shift = np.bitwise_and(j, 1).astype(np.uint64)
-    shift <<= np.uint64(5)                                          # 0 or 32 bits
-    np.left_shift(pair, shift, out=pair)
-    row_of = np.right_shift(j, 1)
-    mask = np.empty(j.shape, np.int64)
-    for t, dst in enumerate(rows):
-        np.equal(row_of, t, out=mask)
-        np.negative(mask, out=mask)                                 # 1 -> all ones
-        np.bitwise_and(pair, mask.view(np.uint64), out=dst)
-    return True
 
 
 def _fixed_rank(generic, impl, n):
