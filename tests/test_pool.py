@@ -146,7 +146,7 @@ TILED = [  # windows that tile the input (stride == kernel, no padding or dilati
 ]
 
 
-@pytest.mark.parametrize("kind", ["normal", "ties", "nan", "inf", "int16", "bool"])
+@pytest.mark.parametrize("kind", ["normal", "ties", "nan", "inf", "int16", "bool", "float32", "float32 nan"])
 @pytest.mark.parametrize("spatial,k", TILED)
 def test_tiled_max_pool_matches_reference_and_its_vjp(spatial, k, kind):
     """The tiled fast path: first max on ties, last NaN, -inf and integer windows, cropped edges; and the
@@ -157,7 +157,10 @@ def test_tiled_max_pool_matches_reference_and_its_vjp(spatial, k, kind):
          "nan": lambda: np.where(rng.random(shape) < 0.2, np.nan, _x(rng, shape, "ties")),
          "inf": lambda: np.where(rng.random(shape) < 0.5, -np.inf, _x(rng, shape, "ties")),
          "int16": lambda: rng.integers(-3, 3, shape).astype(np.int16),
-         "bool": lambda: rng.random(shape) < 0.3}[kind]()
+         "bool": lambda: rng.random(shape) < 0.3,
+         "float32": lambda: _x(rng, shape, "ties").astype(np.float32),
+         "float32 nan": lambda: np.where(rng.random(shape) < 0.2, np.nan, _x(rng, shape, "ties")).astype(np.float32),
+         }[kind]()
     y, i = F.max_pool(x, k, return_indices=True)
     if kind != "bool":
         yr, ir = R.max_pool(x, k, return_indices=True)
@@ -167,7 +170,7 @@ def test_tiled_max_pool_matches_reference_and_its_vjp(spatial, k, kind):
     yt, it, route = F._max_pool_taped("max_pool", x, k, return_indices=True)
     np.testing.assert_array_equal(yt, y)
     np.testing.assert_array_equal(it, i)
-    g = rng.standard_normal(y.shape)
+    g = rng.standard_normal(y.shape).astype(x.dtype if x.dtype.kind == "f" else np.float64)
     np.testing.assert_array_equal(F._max_pool_route_vjp(g, route), F.max_pool_vjp(g, x, k, indices=i))
     g[0, 1] = np.inf  # a non-finite grad_out must not leak into the cells that did not win
     g[1, 2] = np.nan
