@@ -8,7 +8,6 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _checks as C
-from .._scratch import pooled
 
 
 def _args(op, input, weight, bias):
@@ -72,8 +71,7 @@ def linear_vjp(grad_out, input, weight, bias=None):
     g2 = g.astype(x.dtype, copy=False).reshape(_rows(x), w.shape[0])
     x2 = x.reshape(_rows(x), w.shape[1])
     gx = (g2 @ w).reshape(x.shape)
-    # the weight gradient leaves as a leaf's .grad until zero_grad: a pooled buffer keeps its pages mapped
-    gw = np.matmul(g2.T, x2, out=pooled(w.shape, x.dtype))
+    gw = g2.T @ x2
     gb = None if b is None else g2.sum(axis=0)
     return gx, gw, gb
 
