@@ -445,9 +445,9 @@ def forward(x, w, stride, pads, dilation, groups, out, keep=False, bias=None, al
     cols = None
     for n0, n1, r0, r1 in chunks:
         oc = (r1 - r0,) + tuple(out[1:])
-        # one sample's product per sample, channels first: the bias as one more column of the weight,
-        # times a row of ones under the columns, instead of a pass over y (5x5 1->32 at 28x28, batch 64:
-        # product and bias 2.5 -> 1.9 ms)
+        # one product per sample, channels first: the bias as one more column of the weight, times a row
+        # of ones under the columns, instead of a pass over y (5x5 1->32 at 28x28, batch 64, the forward
+        # through autograd: 2.06 -> 1.63 ms)
         ones = bias is not None and not cl and groups == 1 and _per_sample(r0, r1, out)
         cols = _columns(x, n0, n1, pads, r0, r1, kernel, stride, dilation, oc, cl, temporary=not keep,
                         ones_row=ones)

@@ -15,7 +15,6 @@ n the number of values one mean is taken over.
 from __future__ import annotations
 
 import numbers
-
 from typing import NamedTuple
 
 import numpy as np
