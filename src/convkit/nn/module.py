@@ -317,7 +317,7 @@ class Sequential(Module):
         i = 0
         while i < len(mods):
             nxt = mods[i + 1] if i + 1 < len(mods) else None
-            if getattr(nxt, "_may_precede", None) is not None and nxt._may_precede(mods[i], x):
+            if hasattr(nxt, "_may_precede") and nxt._may_precede(mods[i], x):
                 x = mods[i](nxt(x))
                 i += 2
             else:

@@ -302,8 +302,9 @@ class InferenceSession(Module):
 
     def _pool_before_relu(self):
         """A Relu whose output only a MaxPool reads runs after the pool instead: max(relu(x)) = relu(max(x)) for
-        any window, and the Relu then passes over the pooled values, a quarter or less of its input (ResNet-18,
-        batch 8, in parts of 4: the Relus took 3.6 -> 2.9 ms per part). The pool takes the Relu's place and
+        any window holding an input cell (_windows_reach_input), and the Relu then passes over the pooled
+        values, a quarter or less of its input (ResNet-18, batch 8, in parts of 4: the Relus took 3.6 -> 2.9
+        ms per part). The pool takes the Relu's place and
         reads its input; the Relu takes the pool's place and writes the pool's output. The value between them
         (the Relu's output, read by the pool alone) now holds the pooled values before the Relu."""
         producer, readers, outputs = self._links()
