@@ -83,11 +83,11 @@ class Adam(Optimizer):
             if amsgrad:
                 np.maximum(v_max, v, out=v_max)
                 v = v_max
+            # torch's p + (-step_size * m) / (sqrt(v) / bc2 + eps), with bc2 moved to the numerator:
+            # one pass fewer, the same to rounding (mnist_cnn, one thread: 8.13 -> 7.52 ms a step)
             denom = np.sqrt(v, out=tmp)
-            denom /= bias_correction2_sqrt
-            denom += eps
-            # torch's addcdiv_: p + (-step_size * m) / denom, in that order
-            upd = np.multiply(m, -step_size, out=d if d is not g else buf)
+            denom += eps * bias_correction2_sqrt
+            upd = np.multiply(m, -step_size * bias_correction2_sqrt, out=d if d is not g else buf)
             upd /= denom
             x += upd
 

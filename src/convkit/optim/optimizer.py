@@ -312,8 +312,10 @@ def effective_grad(x, g, weight_decay, maximize):
 
 # Bytes of one array per block: a block of each of the five or six arrays an update touches
 # stays (about) in the L2 cache, so its ten-odd passes read memory once rather than once per
-# pass; smaller blocks pay more Python overhead per ufunc call (measured: 256 KB-1 MB is best).
-_BLOCK_BYTES = 1 << 19
+# pass; smaller blocks pay more Python overhead per ufunc call. Measured on mnist_cnn's 3.3 M
+# parameters, one thread, the cache swept between steps (ms, blocks of 64 / 128 / 256 / 512 KB):
+# Adam 8.53 / 7.61 / 7.63 / 8.18, SGD with momentum 6.39 / 5.98 / 5.69 / 5.77.
+_BLOCK_BYTES = 1 << 18
 
 
 def blockwise(kernel, arrays, scratch=0):
