@@ -26,6 +26,14 @@ WINOGRAD_GRID = [
     ((1, 2, 6, 8), (3, 2, 5, 5), dict(padding=2)),                      # whole 2x2 tiles
     ((2, 3, 7, 8), (4, 3, 5, 5), dict(padding=2)),                      # whole tile rows, a partial last row
     ((2, 3, 6, 6), (4, 3, 3, 3), dict(padding=1, data_format="channels_last")),
+    # dilated: the phases of the dilated grid as samples
+    ((2, 3, 12, 13), (4, 3, 3, 3), dict(padding=2, dilation=2)),
+    ((2, 4, 16, 16), (3, 4, 3, 3), dict(padding=2, dilation=2)),                 # whole tiles in every phase
+    ((1, 2, 11, 9), (3, 2, 3, 3), dict(padding=((1, 3), (0, 2)), dilation=(2, 3))),
+    ((2, 2, 7, 20), (2, 2, 3, 3), dict(padding=((3, 3), (1, 1)), dilation=(3, 1))),
+    ((1, 2, 9, 9), (3, 2, 3, 3), dict(padding=6, dilation=2)),                  # pads wider than the kernel
+    ((1, 2, 10, 10), (3, 2, 5, 5), dict(padding=4, dilation=2)),                # F(2x2, 5x5)
+    ((2, 3, 10, 12), (4, 3, 3, 3), dict(padding="same", dilation=2, data_format="channels_last")),
 ]
 
 
@@ -99,6 +107,25 @@ def test_winograd_matrices_compute_a_correlation(rng, m, r):
 def test_winograd_under_a_tiny_workspace_takes_one_sample_at_a_time(rng):
     with convkit.workspace_limit(1024):
         _check(rng, (3, 2, 9, 7), (4, 2, 3, 3), 1, dict(padding=1), "winograd")
+        _check(rng, (3, 2, 9, 7), (4, 2, 3, 3), 1, dict(padding=2, dilation=2), "winograd")
+
+
+def test_winograd_takes_dilation_in_2d_only(rng):
+    assert "winograd" in _algorithms((1, 2, 9, 9), (3, 2, 3, 3), 1, dict(dilation=2))
+    assert "winograd" not in _algorithms((1, 2, 5, 9, 9), (3, 2, 3, 3, 3), 1, dict(dilation=(1, 2, 2)))
+    with pytest.raises(ValueError, match="applies to this convolution"):
+        F.conv(np.ones((1, 2, 5, 9, 9)), np.ones((3, 2, 1, 3, 3)), dilation=(1, 2, 2), algorithm="winograd")
+
+
+def test_dilated_layers_take_winograd_by_default_only_when_wide():
+    w_wide, w_narrow = np.ones((256, 256, 3, 3), np.float32), np.ones((64, 64, 3, 3), np.float32)
+    pick = _plan.heuristic
+    assert pick("forward", (8, 256, 14, 14), w_wide, (1, 1), ((2, 2), (2, 2)), (2, 2), 1, (14, 14), keep=True) \
+        == "winograd"
+    assert pick("forward", (8, 64, 56, 56), w_narrow, (1, 1), ((2, 2), (2, 2)), (2, 2), 1, (56, 56), keep=True) \
+        != "winograd"
+    assert pick("forward", (8, 64, 56, 56), w_narrow, (1, 1), ((1, 1), (1, 1)), (1, 1), 1, (56, 56), keep=True) \
+        == "winograd"
 
 
 def test_winograd_gathers_tiles_in_blocks_of_samples_over_a_dirty_scratch(rng, monkeypatch):

@@ -425,7 +425,7 @@ def forward(x, w, stride, pads, dilation, groups, out, keep=False, bias=None, al
         elif alg == "implicit":
             y = _implicit.forward(x, w, pads, dilation, out, bias, weights)
         else:   # with keep, the transformed input for the weight gradient comes back too
-            return _winograd.forward(x, w, pads, out, bias, weights=weights, keep=keep)
+            return _winograd.forward(x, w, pads, out, bias, weights=weights, keep=keep, dilation=dilation[-2:])
         return (y, None) if keep else y
     n_, c = x.shape[:2]
     k_out, kernel = w.shape[0], w.shape[2:]
@@ -530,7 +530,7 @@ def backward(x, w, g, stride, pads, dilation, groups, need_x=True, need_w=True, 
         # the input gradient as a forward convolution of g (Winograd's, or folded im2col's); the
         # weight gradient, if wanted, from im2col's columns
         if alg == "winograd":
-            gx = _winograd.input_grad(g, w, x.shape[2:], pads)
+            gx = _winograd.input_grad(g, w, x.shape[2:], pads, dilation=dilation)
         else:
             gx = forward(g, _rotated(w), stride, full_correlation_padding(w.shape[2:], dilation, pads), dilation, 1,
                          x.shape[2:], algorithm="im2col")

@@ -77,18 +77,28 @@ _WINOGRAD_FIRST_CHANNELS = 128
 _WINOGRAD_FIRST_MAX_WEIGHT = 256 * 256
 
 
-def _winograd_pays(x_shape, w, out, min_tiles=_WINOGRAD_MIN_TILES, max_waste=1.2):
+# Dilated 3x3 layers by Winograd (its phases as samples: see _winograd.forward), dilation 2 unless said, ms, the
+# default before (im2col forward, implicit GEMM input gradient) vs Winograd; forward + both gradients, then the
+# inference forward: 256->256 at 14x14, batch 8, 24.7 vs 21.0-21.3, 8.1 vs 7.4; at 28x28, batch 4, 46.3 vs 38.7,
+# 15.1 vs 13.3; dilation 4 at 14x14, batch 8, 24.9 vs 23.0, 8.2 vs 8.2. But 128->128 at 28x28, batch 8, 27.7-28.4
+# vs 28.3-29.7, 10.0 vs 10.4-10.7; 64->64 at 56x56, batch 8, 37.5-39.4 vs 35.6-39.3 (three runs), 12.1 vs 12.2;
+# 32->32 at 56x56, batch 4, 6.8 vs 7.1, 2.5 vs 3.3: phases interleaved back into y cost a pass that the
+# products of fewer channels do not pay for. So dilated layers take it from this many channels each way.
+_WINOGRAD_DILATED_MIN_CHANNELS = 256
+
+
+def _winograd_pays(x_shape, w, out, min_tiles=_WINOGRAD_MIN_TILES, max_waste=1.2, dilation=(1, 1)):
     """F(4x4, 3x3) beats im2col when there are enough input channels to share the transforms, enough
     tiles to amortise the weight transform, and the tiles waste little of the output (measured in
     benchmarks/conv_suite.py). F(2x2, 5x5) saves too few products to pay for its transforms in NumPy (it
-    runs when forced or autotuned)."""
-    if w.shape[-1] != 3:
+    runs when forced or autotuned). A dilated layer's tiles are those of all its phases, and it needs
+    _WINOGRAD_DILATED_MIN_CHANNELS channels each way."""
+    if w.shape[-1] != 3 or (math.prod(dilation) > 1 and min(w.shape[:2]) < _WINOGRAD_DILATED_MIN_CHANNELS):
         return False
     m = _winograd.TILE[3]
-    tiles = [-(-o // m) for o in out[-2:]]
-    waste = (tiles[0] * tiles[1] * m * m) / max(1, out[-2] * out[-1])
-    return (x_shape[1] >= 16 and x_shape[0] * math.prod(out[:-2]) * tiles[0] * tiles[1] >= min_tiles
-            and waste <= max_waste)
+    tiles = math.prod(dilation[-2:]) * math.prod(_winograd.tiles(out, m, dilation[-2:]))
+    waste = (tiles * m * m) / max(1, out[-2] * out[-1])
+    return x_shape[1] >= 16 and x_shape[0] * math.prod(out[:-2]) * tiles >= min_tiles and waste <= max_waste
 
 
 # With every product on one thread (an ONNX session running parts of a batch side by side, _blas.one_thread),
@@ -99,7 +109,7 @@ _WINOGRAD_FIRST_CHANNELS_ONE_THREAD = 64
 _WINOGRAD_MIN_WORK_CACHED_ONE_THREAD = 2 * _WINOGRAD_MIN_WORK_CACHED
 
 
-def _winograd_first(pass_, x_shape, w, out, cached):
+def _winograd_first(pass_, x_shape, w, out, cached, dilation=(1, 1)):
     """Wide layers (from 128 channels) take Winograd before the other algorithms: with U kept between
     calls (``cached``, a forward) from _WINOGRAD_MIN_WORK_CACHED tiles x channels; with U made on every
     call, from a weight of at most _WINOGRAD_FIRST_MAX_WEIGHT and as many tiles as _winograd_pays asks.
@@ -114,7 +124,7 @@ def _winograd_first(pass_, x_shape, w, out, cached):
         if w.shape[0] * w.shape[1] > _WINOGRAD_FIRST_MAX_WEIGHT:
             return False
         min_tiles = max(min_tiles, _WINOGRAD_MIN_TILES)
-    return _winograd_pays(x_shape, w, out, min_tiles, _WINOGRAD_FIRST_MAX_WASTE)
+    return _winograd_pays(x_shape, w, out, min_tiles, _WINOGRAD_FIRST_MAX_WASTE, dilation)
 
 
 # Forwards on an AVX-512 Xeon, ms, the default before implicit GEMM vs implicit GEMM: 3x3 64->64 at 56x56,
@@ -154,13 +164,13 @@ def _implicit_pays(depth, filters, positions, w, min_channels=_IMPLICIT_MIN_CHAN
 _WINOGRAD_KEEP_MAX_WEIGHT = 256 * 256
 
 
-def _winograd_keeps(x_shape, w, out):
+def _winograd_keeps(x_shape, w, out, dilation=(1, 1)):
     """A training forward takes Winograd, keeping its transformed input for the weight gradient, for
     3x3 kernels (2-D, or 3-D with 3x3 planes) where _winograd_pays (with up to 35% of the tiles' outputs
     cropped: 256->256 at 14x14 is 16 tiles of 4x4 over 14x14) and the weight is at most
     _WINOGRAD_KEEP_MAX_WEIGHT."""
     return (w.shape[0] * w.shape[1] <= _WINOGRAD_KEEP_MAX_WEIGHT
-            and _winograd_pays(x_shape, w, out, max_waste=_WINOGRAD_FIRST_MAX_WASTE))
+            and _winograd_pays(x_shape, w, out, max_waste=_WINOGRAD_FIRST_MAX_WASTE, dilation=dilation))
 
 
 # Forward + both gradients through autograd, ms, the default (im2col) vs FFT: 5x5 32->64 at 14x14, batch 64,
@@ -225,15 +235,15 @@ def heuristic(pass_, x_shape, w, stride, pads, dilation, groups, out, keep=False
     cands = applicable(x_shape, w, stride, pads, dilation, groups) if cands is None else cands
     if "fft" in cands and (keep or pass_ == "backward") and _fft_small_pays(x_shape, w, pads):
         return "fft"           # 3x3 layers on small planes with few channels, in training
-    if "winograd" in cands and (_winograd_keeps(x_shape, w, out) if keep else
-                                w.ndim == 4 and _winograd_first(pass_, x_shape, w, out, cached)):
+    if "winograd" in cands and (_winograd_keeps(x_shape, w, out, dilation) if keep else
+                                w.ndim == 4 and _winograd_first(pass_, x_shape, w, out, cached, dilation)):
         return "winograd"      # wide layers: the transforms are shared by many channels
     if "fft" in cands and _fft_pays(pass_, x_shape, w, keep, cached):
         return "fft"           # large kernels: 4 multiplies per frequency instead of one per tap and output
     for alg in cands:
         if alg == "fft":
             continue
-        if alg == "winograd" and (keep or w.ndim != 4 or not _winograd_pays(x_shape, w, out)):
+        if alg == "winograd" and (keep or w.ndim != 4 or not _winograd_pays(x_shape, w, out, dilation=dilation)):
             continue
         if alg == "implicit" and (keep or not (
                 _implicit_pays(w.shape[1], w.shape[0], x_shape[0] * math.prod(out), w) if pass_ == "forward" else

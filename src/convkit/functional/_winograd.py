@@ -27,6 +27,7 @@ weight gradient runs the forward's products backwards on the transformed input t
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 from fractions import Fraction
 
@@ -48,9 +49,15 @@ TILE = {3: 4, 5: 2}    # output tile per kernel size
 
 def applicable(w, stride, dilation, groups):
     """A 2-D 3x3 or 5x5 kernel, or a 3-D one of any depth whose last two dims are 3x3 or 5x5; stride 1,
-    dilation 1, no groups."""
+    no groups; dilation 1, or any dilation for a 2-D kernel (each phase of the dilated grid is a plain
+    convolution, see :func:`forward`)."""
     return w.ndim in (4, 5) and w.shape[-2] == w.shape[-1] and w.shape[-1] in TILE and all(s == 1 for s in stride) \
-        and all(d == 1 for d in dilation) and groups == 1
+        and (w.ndim == 4 or all(d == 1 for d in dilation)) and groups == 1
+
+
+def tiles(out, m, dilation=(1, 1)):
+    """(th, tw) tiles of m x m outputs per phase of the dilated output grid (one phase without dilation)."""
+    return tuple(-(-(-(-o // d)) // m) for o, d in zip(out[-2:], dilation))
 
 
 def _solve(matrix):
@@ -151,6 +158,24 @@ def _gather(tiles, out):
     return _copy(tiles, 3, out, pieces=max(num_threads(), -(-n * per_sample // _GATHER_BLOCK_BYTES)))
 
 
+def _place_phases(x, pads, size, dilation):
+    """x (n, c, H, W) zero-padded by ``pads`` and split into the phases of the dilated grid, (n*dh*dw, c, *size)
+    in a scratch array: phase (ph, pw) cell (u, v) is padded cell (ph + dh*u, pw + dw*v). Each phase is
+    a plain (undilated) input for the taps of a dilated kernel."""
+    n, c = x.shape[:2]
+    buf = scratch("winograd_input", (n,) + tuple(dilation) + (c,) + tuple(size), x.dtype)
+    for phase in itertools.product(*map(range, dilation)):
+        dst, src = [slice(None)] * 2, [slice(None)] * 2
+        for length, (lo, _), p, d, s in zip(x.shape[2:], pads, phase, dilation, size):
+            u0 = max(0, -(-(lo - p) // d))                # first cell p + d*u - lo >= 0
+            u1 = max(u0, min(s, -(-(length + lo - p) // d)))  # one past the last inside x
+            i0 = p + d * u0 - lo
+            dst.append(slice(u0, u1))
+            src.append(slice(i0, i0 + d * (u1 - u0), d))
+        place(buf[(slice(None),) + phase], tuple(dst), x[tuple(src)])
+    return buf.reshape((-1, c) + tuple(size))
+
+
 # Planes narrower than this many tiles gather whole tiles instead (_gather_rows): _gather's copies run along
 # a row of tiles, two to seven elements here. Gather and input transform, batch 8, ms, _gather vs whole
 # tiles: 128 channels at 28x28 (7 tiles) 2.53 vs 2.23, 256 at 14x14 2.07 vs 1.54, 512 at 7x7 1.58 vs 0.85;
@@ -168,12 +193,17 @@ def _gather_rows(xp, a, m, th, tw, out):
     return out
 
 
-def forward(x, w, pads, out, bias=None, m=None, weights=None, keep=False):
+def forward(x, w, pads, out, bias=None, m=None, weights=None, keep=False, dilation=(1, 1)):
     """y (N, K, *out) = conv(x, w) for x (N, C, H, W), w (K, C, r, r), or x (N, C, D, H, W), w (K, C, kd, r, r),
     zero padding ``pads`` (a (lo, hi) pair per spatial dim), stride 1. A bias (K,) is added to the products at
     the transform point whose outputs are all ones, so that no pass over y adds it. ``weights`` (a WeightCache
     of w) keeps the transformed weight U. With ``keep`` returns (y, :class:`Kept`), the transformed input for
     :func:`weight_grad`, or (y, None) when the batch took several chunks.
+
+    ``dilation`` (dh, dw) (2-D kernels): output (ph + dh*q, pw + dw*u) reads only input cells of the same
+    phase (ph, pw) of the dilated grid, at distances q + i, u + j in phase units. So each of the dh*dw phases
+    is a plain convolution, and its tiles are simply more tiles: they are gathered from the padded input at
+    stride (dh, dw), the products are unchanged, and the output tiles are scattered back at that stride.
 
     A 3-D kernel is Winograd over its last two dims with the depth taps summed in the products: each
     (sample, depth) plane is transformed once, V (a*a, C, Dp, T2), and the kd depth-shifted copies of V
@@ -181,7 +211,8 @@ def forward(x, w, pads, out, bias=None, m=None, weights=None, keep=False):
     M[p] (K, OD*N*T2) = U[p] (K, kd*C) @ Vs[p]; a 2-D kernel is the case kd = 1, D = 1.
     """
     if x.ndim == 4:
-        res = forward(x[:, :, None], w[:, :, None], ((0, 0),) + tuple(pads), (1,) + tuple(out), bias, m, weights, keep)
+        res = forward(x[:, :, None], w[:, :, None], ((0, 0),) + tuple(pads), (1,) + tuple(out), bias, m, weights, keep,
+                      dilation)
         y, kept = res if keep else (res, None)
         y = y.reshape(y.shape[:2] + y.shape[3:])
         return (y, kept) if keep else y
@@ -191,8 +222,10 @@ def forward(x, w, pads, out, bias=None, m=None, weights=None, keep=False):
     a = m + r - 1
     od, oh, ow = out
     dp = od + kd - 1
-    th, tw = -(-oh // m), -(-ow // m)
-    t2 = th * tw
+    dh, dw = dilation
+    dilated = dh * dw > 1          # (2-D only) then the phases of a sample count as samples below
+    th, tw = tiles(out, m, dilation)
+    t2 = dh * dw * th * tw
     size = (dp, (th - 1) * m + a, (tw - 1) * m + a)
     at2, g2, bt2 = transforms(r, x.dtype, m)
     u = derived(weights, ("winograd", m), lambda: (g2 @ w.transpose(0, 2, 1, 3, 4).reshape(k * kd * c, r * r).T)
@@ -207,8 +240,11 @@ def forward(x, w, pads, out, bias=None, m=None, weights=None, keep=False):
         n1 = min(n_, n0 + step)
         nb = n1 - n0
         nt = nb * t2
-        xp = _place(x[n0:n1], pads, size)
-        planes = xp.reshape((nb, c * dp) + size[1:])                       # every (channel, depth) a plane
+        if dilated:
+            planes = _place_phases(x[n0:n1, :, 0], pads[1:], size[1:], dilation)
+            nb = nb * dh * dw
+        else:
+            planes = _place(x[n0:n1], pads, size).reshape((nb, c * dp) + size[1:])  # every (channel, depth) a plane
         # a V that is kept is a pooled array; temporaries are scratch buffers
         v = kept_or_scratch((a * a, c * dp * nt), x.dtype, None if kept and kd == 1 else "winograd_v")
         if tw < _ROW_GATHER_MAX_TW and v.nbytes >= _THREADED_COPY_BYTES:
@@ -217,9 +253,9 @@ def forward(x, w, pads, out, bias=None, m=None, weights=None, keep=False):
             np.matmul(bt2, d.reshape(c * dp * nt, a * a).T, out=v)
         else:
             s = planes.strides
-            tiles = as_strided(planes, (a, a, c * dp, nb, th, tw), (s[2], s[3], s[1], s[0], m * s[2], m * s[3]),
-                               writeable=False)
-            d = _gather(tiles, scratch("winograd_d", tiles.shape, x.dtype)).reshape(a * a, c * dp * nt)  # vec(d)
+            tiles_ = as_strided(planes, (a, a, c * dp, nb, th, tw), (s[2], s[3], s[1], s[0], m * s[2], m * s[3]),
+                                writeable=False)
+            d = _gather(tiles_, scratch("winograd_d", tiles_.shape, x.dtype)).reshape(a * a, c * dp * nt)  # vec(d)
             np.matmul(bt2, d, out=v)
         if kd == 1:
             vs = v.reshape(a * a, c, od * nt)                                # V[p] (C, OD*T)
@@ -235,18 +271,60 @@ def forward(x, w, pads, out, bias=None, m=None, weights=None, keep=False):
         # the output transform with the operands swapped, (K*T, a*a) @ (a*a, m*m): each tile's m*m outputs
         # come out together, rows of m contiguous values, which _scatter moves as single elements
         yt = np.matmul(prod.reshape(a * a, -1).T, at2.T, out=scratch("winograd_y", (k * od * nt, m * m), x.dtype))
-        _scatter(yt.reshape(k * od, nb, th, tw, m, m), y[n0:n1].reshape(nb, k * od, oh, ow))
+        if dilated:
+            _scatter_dilated(yt.reshape(k, nb, th, tw, m, m), y[n0:n1, :, 0], (dh, dw))
+        else:
+            _scatter(yt.reshape(k * od, nb, th, tw, m, m), y[n0:n1].reshape(nb, k * od, oh, ow))
     if not keep:
         return y
-    return y, (Kept(vs, m) if kept else None)
+    return y, (Kept(vs, m, dilation) if kept else None)
 
 
 class Kept:
     """A forward's transformed input, kept for :func:`weight_grad`: Vs (a*a, kd*C, OD*N*T2) (see
-    :func:`forward`) and its tile size m."""
+    :func:`forward`), its tile size m and its dilation."""
 
-    def __init__(self, vs, m):
-        self.vs, self.m = vs, m
+    def __init__(self, vs, m, dilation=(1, 1)):
+        self.vs, self.m, self.dilation = vs, m, tuple(dilation)
+
+
+def _phase_planes(shape, dilation, m, dtype, slot):
+    """A scratch array (n, ph, pw, K, th*m, tw*m): every phase's outputs on whole tiles."""
+    n, k, oh, ow = shape
+    th, tw = tiles((oh, ow), m, dilation)
+    return scratch(slot, (n,) + tuple(dilation) + (k, th * m, tw * m), dtype)
+
+
+def _interleave(planes, y, to_y=True):
+    """y (n, K, OH, OW) <-> its phases planes (n, ph, pw, K, >= ceil(OH/dh), >= ceil(OW/dw)): y[.., ph::dh, pw::dw]
+    is phase (ph, pw), one strided copy per phase (one copy of the whole interleave runs along pw, two
+    elements: 64->64 at 56x56, batch 8, dilation 2: 2.37 ms against 1.26 for the four copies)."""
+    dh, dw = planes.shape[1:3]
+
+    def copy(phase):
+        ph, pw = phase
+        dst = y[:, :, ph::dh, pw::dw]
+        src = planes[:, ph, pw, :, :dst.shape[2], :dst.shape[3]]
+        if to_y:
+            dst[...] = src
+        else:
+            src[...] = dst
+
+    phases = list(itertools.product(range(dh), range(dw)))
+    if y.nbytes >= _THREADED_COPY_BYTES:
+        run_blocks(copy, phases)
+    else:
+        for phase in phases:
+            copy(phase)
+
+
+def _scatter_dilated(yt, y, dilation):
+    """y (n, K, OH, OW) = the output tiles yt (K, n*dh*dw, th, tw, m, m) of every phase: whole tile rows
+    into phase planes (:func:`_scatter`), then each phase into its cells of y."""
+    k, nbb, th, tw, m = yt.shape[:5]
+    planes = _phase_planes(y.shape, dilation, m, y.dtype, "winograd_full")
+    _scatter(yt, planes.reshape((nbb, k) + planes.shape[-2:]))
+    _interleave(planes, y)
 
 
 def weight_grad(kept, g, w_shape):
@@ -260,25 +338,33 @@ def weight_grad(kept, g, w_shape):
     so the input's transform is the forward's, and the products are as small as the forward's (F(3x3, 4x4)
     for the weight of a 3x3 kernel). Outputs the forward cropped off the last tiles have no gradient: g
     is zero there."""
-    vs, m = kept.vs, kept.m
+    vs, m, (dh, dw) = kept.vs, kept.m, kept.dilation
     r, kd = w_shape[-1], (w_shape[2] if len(w_shape) == 5 else 1)
     a = m + r - 1
     planar = g.ndim == 4
     n_, k = g.shape[:2]
     oh, ow = g.shape[-2:]
-    th, tw = -(-oh // m), -(-ow // m)
+    th, tw = tiles((oh, ow), m, (dh, dw))
     kod = k * math.prod(g.shape[2:-2])                 # K * OD
     at2, g2, _ = transforms(r, g.dtype, m)
     gp = np.ascontiguousarray(g).reshape(n_, kod, oh, ow)
-    if (oh, ow) != (th * m, tw * m):                   # whole tiles, zero beyond the output
+    nb = n_
+    if dh * dw > 1:
+        # every phase's g on whole tiles, zero beyond it; the phases then count as samples (the forward's tile
+        # order is (n, ph, pw, th, tw))
+        planes = _phase_planes(gp.shape, (dh, dw), m, g.dtype, "winograd_full")
+        planes.fill(0)
+        _interleave(planes, gp, to_y=False)
+        nb, gp = n_ * dh * dw, planes.reshape(n_ * dh * dw, kod, th * m, tw * m)
+    elif (oh, ow) != (th * m, tw * m):                 # whole tiles, zero beyond the output
         gp = place(scratch("winograd_full", (n_, kod, th * m, tw * m), g.dtype),
                    (slice(None), slice(None), slice(0, oh), slice(0, ow)), gp)
     # each tile's m x m values together, (K*OD, N, th, tw, m, m), a tile row of m values copied as one element
-    tiles = scratch("winograd_y", (kod, n_, th, tw, m, m), g.dtype)
-    src = _rows(_split(gp, (n_, kod, th, m, tw, m)), m).transpose(1, 0, 2, 4, 3)
-    _copy(src, 0, out=_rows(tiles, m))
-    dm = np.matmul(at2.T, tiles.reshape(-1, m * m).T, out=scratch("winograd_m", (a * a, tiles.size // (m * m)),
-                                                                   g.dtype))
+    tile = scratch("winograd_y", (kod, nb, th, tw, m, m), g.dtype)
+    src = _rows(_split(gp, (nb, kod, th, m, tw, m)), m).transpose(1, 0, 2, 4, 3)
+    _copy(src, 0, out=_rows(tile, m))
+    dm = np.matmul(at2.T, tile.reshape(-1, m * m).T, out=scratch("winograd_m", (a * a, tile.size // (m * m)),
+                                                                  g.dtype))
     du = np.matmul(dm.reshape(a * a, k, -1), vs.transpose(0, 2, 1))           # (a*a, K, kd*C)
     c = du.shape[2] // kd
     dw = (g2.T @ du.reshape(a * a, -1)).reshape(r, r, k, kd, c).transpose(2, 4, 3, 0, 1)
@@ -324,12 +410,13 @@ def _scatter(yt, y):
     _copy(full.reshape(nb, k, th * m, tw * m)[:, :, :oh, :ow], 1, out=y)
 
 
-def input_grad(g, w, input_shape, pads, m=None):
+def input_grad(g, w, input_shape, pads, m=None, dilation=None):
     """Gradient wrt x (N, C, *input_shape) of y = conv(x, w, pads) with stride 1: the correlation of
-    g (N, K, *out), padded by (k-1 - lo, k-1 - hi) per dim, with the kernel rotated 180 degrees in every
-    spatial dim and its channel axes swapped."""
-    return forward(g, rotated(w), full_correlation_padding(w.shape[2:], (1,) * (w.ndim - 2), pads),
-                   tuple(input_shape), m=m)
+    g (N, K, *out), padded by (d*(k-1) - lo, d*(k-1) - hi) per dim, with the kernel rotated 180 degrees in
+    every spatial dim and its channel axes swapped."""
+    dilation = tuple(dilation or (1,) * (w.ndim - 2))
+    return forward(g, rotated(w), full_correlation_padding(w.shape[2:], dilation, pads), tuple(input_shape), m=m,
+                   dilation=dilation[-2:])
 
 
 # Copies smaller than this run on the calling thread: handing them to the pool costs more than it saves
