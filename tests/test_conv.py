@@ -1,5 +1,6 @@
 """F.conv / F.conv_transpose and their vjps against the loop reference, PyTorch,
 finite differences and the adjoint identity."""
+import functools
 import importlib
 import itertools
 
@@ -113,6 +114,47 @@ def test_conv_transpose_matches_reference(rng, x_shape, w_shape, groups, kw):
     g = rng.standard_normal(y.shape)
     got = F.conv_transpose_vjp(g, x, w, b, groups=groups, **kw)
     for a, e in zip(got, R.conv_transpose_vjp(g, x, w, b, groups=groups, **kw)):
+        np.testing.assert_allclose(a, e, atol=1e-10)
+
+
+SUBPIXEL_GRID = [
+    ((2, 3, 5, 6), (3, 4, 4, 4), dict(stride=2, padding=1)),
+    ((2, 3, 5, 6), (3, 4, 3, 3), dict(stride=2, padding=1, output_padding=1)),     # taps padded to 4x4
+    ((1, 2, 4, 3), (2, 3, 2, 3), dict(stride=(2, 3), padding=((1, 0), (2, 1)))),
+    ((2, 2, 3, 4), (2, 2, 5, 3), dict(stride=(3, 2), padding=((0, 4), (1, 0)), output_padding=(2, 1))),
+    ((1, 2, 1, 1), (2, 2, 3, 3), dict(stride=3, output_padding=2)),
+    ((2, 3, 7), (3, 2, 4), dict(stride=2, padding=1)),
+    ((1, 2, 2, 3, 2), (2, 2, 2, 3, 2), dict(stride=(2, 1, 2), padding=(0, 1, 1), output_padding=(1, 0, 0))),
+]
+
+
+@pytest.mark.parametrize("x_shape,w_shape,kw", SUBPIXEL_GRID)
+@pytest.mark.parametrize("layout", ["channels_first", "channels_last", "unbatched"])
+def test_conv_transpose_by_phases_matches_reference(rng, monkeypatch, x_shape, w_shape, kw, layout):
+    """Both passes forced through the stride-1 convolution of the output's phases (sub-pixel), whatever
+    the defaults would choose."""
+    conv_mod = importlib.import_module("convkit.functional.conv")
+    monkeypatch.setattr(conv_mod, "_subpixel_ok", conv_mod._subpixel_applies)
+    x, w, b = _arrays(rng, x_shape, w_shape, w_shape[1])
+    y_ref = R.conv_transpose(x, w, b, **kw)
+    g = rng.standard_normal(y_ref.shape)
+    refs = R.conv_transpose_vjp(g, x, w, b, **kw)
+    fmt = "channels_last" if layout == "channels_last" else "channels_first"
+    if layout == "channels_last":
+        move = functools.partial(np.moveaxis, source=1, destination=-1)
+    elif layout == "unbatched":           # the first sample alone, without its batch axis
+        x, g, y_ref = x[:1], g[:1], y_ref[:1]
+        refs = R.conv_transpose_vjp(g, x, w, b, **kw)
+
+        def move(a):
+            return a[0]
+    else:
+        def move(a):
+            return a
+    y = F.conv_transpose(move(x), w, b, data_format=fmt, **kw)
+    np.testing.assert_allclose(y, move(y_ref), atol=1e-10)
+    got = F.conv_transpose_vjp(move(g), move(x), w, b, data_format=fmt, **kw)
+    for a, e in zip(got, (move(refs[0]),) + tuple(refs[1:])):
         np.testing.assert_allclose(a, e, atol=1e-10)
 
 

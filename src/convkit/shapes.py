@@ -104,6 +104,32 @@ def full_correlation_padding(kernel_size, dilation, pads):
     return tuple((d * (k - 1) - lo, d * (k - 1) - hi) for k, d, (lo, hi) in zip(kernel_size, dilation, pads))
 
 
+def subpixel_phases(input_shape, kernel_size, stride, pads, out):
+    """How a transposed convolution splits into stride-1 convolutions, one per output phase (sub-pixel).
+
+    Along a dim, output cell ``t = s*q + a`` of the uncropped output receives x[q - e] * w[a + s*e]: each
+    phase ``a`` (0 <= a < s) is a correlation of x with the taps a, a + s, ... reversed, E = ceil(F/s) of
+    them (zero where a + s*e >= F). Returns per dim ``(E, (lo, hi), Q, runs)``: x padded by (lo, hi) gives
+    Q phase cells; ``runs`` lists ``(a, h0, q0, n)``: output cells h0, h0 + s, ... (n of them) are phase
+    a's cells q0, q0 + 1, ... (the output is the uncropped one less ``pads[0]`` at the start).
+
+    >>> subpixel_phases((28,), (4,), (2,), ((1, 1),), (56,))
+    ((2, (1, 1), 29, ((0, 1, 1, 28), (1, 0, 0, 28))),)
+    """
+    dims = []
+    for length, f, s, (lo, _), o in zip(input_shape, kernel_size, stride, pads, out):
+        e = -(-f // s)
+        q = max(length + e - 1, (o - 1 + lo) // s + 1)      # enough phase cells for the output's last one
+        runs = []
+        for a in range(s):
+            h0 = (a - lo) % s
+            n = len(range(h0, o, s))
+            if n:
+                runs.append((a, h0, (h0 + lo - a) // s, n))
+        dims.append((e, (e - 1, q - length), q, tuple(runs)))
+    return tuple(dims)
+
+
 def _arith(w, f, s, p, d):
     lo, hi = p
     fe = d * (f - 1) + 1
