@@ -29,6 +29,7 @@ OPENBLAS_CORETYPE is read only when NumPy loads OpenBLAS).
 from __future__ import annotations
 
 import argparse
+import importlib
 import math
 import os
 import statistics
@@ -46,6 +47,8 @@ import convkit.functional as F  # noqa: E402
 from convkit._blas import blas_info  # noqa: E402
 from _floor import conv_pass_forms, fastest  # noqa: E402
 from _timing import interleaved  # noqa: E402
+
+conv_mod = importlib.import_module("convkit.functional.conv")   # which transposed passes run by sub-pixel phases
 
 try:
     import torch
@@ -156,7 +159,8 @@ def _timed(fn):
 
 
 def algorithms(case, x, w, kw, functional=False):
-    """convkit's choice, forward/backward (for a transposed conv: of the conv it is the gradient of)."""
+    """convkit's choice, forward/backward (for a transposed conv: "subpixel" where it runs as the stride-1
+    convolution of its output's phases, else the passes of the conv it is the gradient of)."""
     name, kind = case[:2]
     if kind == "maxpool":
         return "-"
@@ -165,7 +169,11 @@ def algorithms(case, x, w, kw, functional=False):
         return f"{a['forward' if functional else 'forward_autograd']}/{a['backward']}"
     y = F.conv_transpose(x[:1], w, None, **kw)
     a = F.conv_algorithms((x.shape[0],) + y.shape[1:], w.shape, **kw)
-    return f"{a['backward']}/{a['forward']}"
+    spec = conv_mod._conv_transpose_spec(x, w, None, kw["stride"], kw["padding"], 0, kw["groups"], kw["dilation"],
+                                         None, "channels_first")[0]
+    fwd = "subpixel" if conv_mod._subpixel_ok(x.shape, w, spec) else a["backward"]
+    bwd = "subpixel" if conv_mod._subpixel_ok(x.shape, w, spec, vjp=True) else a["forward"]
+    return f"{fwd}/{bwd}"
 
 
 def layer_floor(case, x, w, kw, rng):
