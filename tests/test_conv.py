@@ -500,6 +500,56 @@ def test_depthwise_stride1_path_matches_reference_under_a_tiny_workspace(rng, n,
         _check_conv(rng, x.shape, w.shape, **kw)
 
 
+DEPTHWISE_STRIDED_GRID = [
+    # x shape, weight shape (depthwise, groups = channels), keywords: the direct path over the input's phases
+    ((2, 3, 9, 10), (3, 1, 3, 3), dict(stride=2, padding=1)),
+    ((2, 3, 9, 10), (3, 1, 5, 5), dict(stride=2, padding=2)),
+    ((1, 4, 11, 7), (8, 1, 3, 3), dict(stride=(2, 3), padding=((1, 0), (2, 1)))),    # multiplier 2
+    ((2, 3, 8, 8), (3, 1, 3, 3), dict(stride=2, padding=1, dilation=2)),
+    ((1, 2, 13), (2, 1, 4), dict(stride=3, padding=2)),
+    ((1, 2, 5, 6, 7), (2, 1, 3, 3, 3), dict(stride=2, padding=1)),
+    ((2, 3, 3, 3), (3, 1, 3, 3), dict(stride=3)),
+    ((1, 2, 7, 7), (2, 1, 3, 3), dict(stride=2, padding=5)),                            # pads wider than the kernel
+    ((1, 2, 6, 6), (6, 1, 2, 2), dict(stride=(1, 2))),                                  # stride 1 in one dim
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("x_shape,w_shape,kw", DEPTHWISE_STRIDED_GRID)
+def test_depthwise_strided_direct_matches_reference(rng, monkeypatch, x_shape, w_shape, kw, dtype):
+    """Forward and both gradients by the direct path, in blocks of one plane (each block splits its own planes
+    into phases and puts its input gradient's cells back) over dirty scratch buffers, and chunked by batch."""
+    from convkit.functional import _depthwise
+    F.conv(rng.standard_normal((2, 3, 9, 9)) + 9.0, np.ones((3, 1, 3, 3)), stride=2, groups=3, algorithm="direct")
+    monkeypatch.setattr(_depthwise, "_BLOCK_ELEMENTS", 1)
+    c = x_shape[1]
+    x, w, b = (rng.standard_normal(s).astype(dtype) for s in (x_shape, w_shape, w_shape[:1]))
+    ref_kw = dict(kw, groups=c)
+    g = rng.standard_normal(R.conv(x, w, b, **ref_kw).shape).astype(dtype)
+    refs = (R.conv(x, w, b, **ref_kw),) + tuple(R.conv_vjp(g, x, w, b, **ref_kw))
+    for limit in (convkit.get_workspace_limit(), 1024):
+        with convkit.workspace_limit(limit):
+            got = (F.conv(x, w, b, algorithm="direct", **ref_kw),) + tuple(
+                F.conv_vjp(g, x, w, b, algorithm="direct", **ref_kw))
+        for a, e in zip(got, refs):
+            assert a.dtype == dtype
+            np.testing.assert_allclose(a, e, rtol=1e-10 if dtype == np.float64 else 1e-4,
+                                       atol=1e-10 if dtype == np.float64 else 1e-4 * np.abs(e).max())
+
+
+def test_strided_depthwise_forward_keeps_no_columns_for_its_direct_backward(rng):
+    conv_mod = importlib.import_module("convkit.functional.conv")
+    x, w = rng.standard_normal((2, 4, 9, 9)), rng.standard_normal((4, 1, 3, 3))
+    algs = F.conv_algorithms(x.shape, w.shape, stride=2, padding=1, groups=4)
+    assert (algs["forward_autograd"], algs["backward"]) == ("im2col", "direct")
+    y, tape = conv_mod._conv_taped("conv", x, w, None, stride=2, padding=1, groups=4)
+    assert tape[-1] is None
+    g = rng.standard_normal(y.shape)
+    got, refs = conv_mod._conv_taped_vjp(g, tape), R.conv_vjp(g, x, w, None, stride=2, padding=1, groups=4)
+    for a, e in zip(got[:2], refs[:2]):
+        np.testing.assert_allclose(a, e, atol=1e-10)
+
+
 FOLD_GRID = [
     # x shape, weight shape, keywords: the folded-columns path (stride 1 in the first dim)
     ((2, 3, 7), (4, 3, 3), dict(padding=1)),

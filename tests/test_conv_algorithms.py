@@ -183,7 +183,7 @@ def test_conv_transpose_algorithms_match_reference(rng, x_shape, w_shape, groups
     (lambda: F.conv(np.ones((1, 2, 5, 5)), np.ones((3, 2, 3, 3)), stride=2, algorithm="winograd"),
      "applies to this convolution"),
     (lambda: F.conv(np.ones((1, 2, 5, 5)), np.ones((3, 2, 3, 3)), algorithm="gemm"), "got algorithm='gemm'"),
-    (lambda: F.conv(np.ones((1, 2, 5, 5)), np.ones((2, 1, 3, 3)), groups=2, stride=2, algorithm="direct"),
+    (lambda: F.conv(np.ones((1, 4, 5, 5)), np.ones((2, 2, 3, 3)), groups=2, algorithm="direct"),
      "got algorithm='direct'"),
     (lambda: F.conv(np.ones((1, 2, 5, 5)), np.ones((3, 2, 3, 3)), algorithm="fast"),
      r"algorithm must be None, 'auto' or one of 'direct', 'gemm', 'implicit', 'winograd', 'fft', 'im2col'; "

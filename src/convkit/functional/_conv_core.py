@@ -417,7 +417,7 @@ def forward(x, w, stride, pads, dilation, groups, out, keep=False, bias=None, al
         return _fft.forward(x, w, pads, dilation, out, bias, keep, weights)
     if alg in ("direct", "gemm", "implicit", "winograd"):
         if alg == "direct":
-            y = _depthwise.forward(x, w, pads, dilation, out)
+            y = _depthwise.forward(x, w, pads, dilation, out, stride)
             if bias is not None:
                 y += bias.reshape((-1,) + (1,) * len(out))
         elif alg == "gemm":
@@ -429,6 +429,8 @@ def forward(x, w, stride, pads, dilation, groups, out, keep=False, bias=None, al
         return (y, None) if keep else y
     n_, c = x.shape[:2]
     k_out, kernel = w.shape[0], w.shape[2:]
+    # a strided depthwise layer's backward runs direct (see _plan) and reads no columns: none are kept for it
+    keep_cols = keep and not (algorithm is None and _depthwise.applicable(c, w, stride, groups))
     y = pooled((n_, k_out) + tuple(out), x.dtype)
     cell = _cell_bytes(c, kernel, k_out, x.itemsize)
     chunks = list(plan_chunks(n_, out, cell))
@@ -449,7 +451,7 @@ def forward(x, w, stride, pads, dilation, groups, out, keep=False, bias=None, al
         # of ones under the columns, instead of a pass over y (5x5 1->32 at 28x28, batch 64, the forward
         # through autograd: 2.06 -> 1.63 ms)
         ones = bias is not None and not cl and groups == 1 and _per_sample(r0, r1, out)
-        cols = _columns(x, n0, n1, pads, r0, r1, kernel, stride, dilation, oc, cl, temporary=not keep,
+        cols = _columns(x, n0, n1, pads, r0, r1, kernel, stride, dilation, oc, cl, temporary=not keep_cols,
                         ones_row=ones)
         if ones:
             wb = np.concatenate([wm.reshape(k_out, -1), bias.reshape(k_out, 1).astype(wm.dtype)], axis=1)
@@ -480,7 +482,7 @@ def forward(x, w, stride, pads, dilation, groups, out, keep=False, bias=None, al
         else:
             np.add(yc, bias.reshape((-1,) + (1,) * len(out)), out=y[n0:n1, :, r0:r1])
     if keep:
-        return y, (cols if len(chunks) == 1 else None)
+        return y, (cols if keep_cols and len(chunks) == 1 else None)
     return y
 
 
@@ -507,7 +509,7 @@ def backward(x, w, g, stride, pads, dilation, groups, need_x=True, need_w=True, 
     alg = _plan.choose("backward", x, w, stride, pads, dilation, groups, g.shape[2:], algorithm,
                        trial=trial if need_x else None)
     if alg == "direct":
-        return _depthwise.backward(x, w, g, pads, dilation, need_x, need_w)
+        return _depthwise.backward(x, w, g, pads, dilation, need_x, need_w, stride)
     if alg == "fft":
         return _fft.backward(x, w, g, pads, dilation, need_x, need_w)
     if alg == "gemm":

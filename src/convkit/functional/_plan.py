@@ -221,6 +221,14 @@ def _fft_pays(pass_, x_shape, w, keep, cached):
     return _fft_enough(x_shape, w) and math.prod(w.shape[2:]) >= (_FFT_MIN_TAPS if many else _FFT_MIN_TAPS_FORWARD)
 
 
+# Strided depthwise layers (session 20), ms, im2col vs the shifted multiply-accumulates over the input's
+# phases ("direct"), forward then vjp (both gradients): 3x3/2 96 channels at 112x112, batch 1: 1.78 vs 2.41,
+# 7.01 vs 4.61; batch 8: 18.06 vs 17.97, 65.9 vs 37.9; 3x3/2 144 at 56x56, batch 1: 0.85 vs 1.14, 3.05 vs 2.06;
+# 5x5/2 240 at 28x28, batch 1: 0.82 vs 1.10, 3.59 vs 1.77; 5x5/2 144 at 56x56, batch 8: 12.4 vs 12.7, 58.3 vs
+# 24.2; 3x3/2 576 at 14x14: 0.47 vs 0.45, 1.39 vs 0.87; 1-D 7/2 64 channels at 1000, batch 16: 2.05 vs 2.04,
+# 8.69 vs 3.78. So strided depthwise forwards stay im2col and their backwards go direct.
+
+
 def heuristic(pass_, x_shape, w, stride, pads, dilation, groups, out, keep=False, cands=None, cached=False):
     """The default choice among ``cands`` (default: the applicable algorithms). A forward that keeps
     what the weight gradient needs (autograd) takes Winograd where its kept transformed input makes the
@@ -241,8 +249,8 @@ def heuristic(pass_, x_shape, w, stride, pads, dilation, groups, out, keep=False
     if "fft" in cands and _fft_pays(pass_, x_shape, w, keep, cached):
         return "fft"           # large kernels: 4 multiplies per frequency instead of one per tap and output
     for alg in cands:
-        if alg == "fft":
-            continue
+        if alg == "fft" or (alg == "direct" and pass_ == "forward" and any(s > 1 for s in stride)):
+            continue           # strided depthwise forwards stay im2col (measured above)
         if alg == "winograd" and (keep or w.ndim != 4 or not _winograd_pays(x_shape, w, out, dilation=dilation)):
             continue
         if alg == "implicit" and (keep or not (
