@@ -500,6 +500,41 @@ def test_depthwise_stride1_path_matches_reference_under_a_tiny_workspace(rng, n,
         _check_conv(rng, x.shape, w.shape, **kw)
 
 
+GROUP_SPLIT_GRID = [
+    # x shape, weight shape, groups, keywords: grouped convolutions run one group at a time
+    ((2, 4, 9), (4, 2, 2), 2, dict(stride=3, padding=(2,), dilation=2)),
+    ((2, 4, 6, 7), (6, 2, 3, 2), 2, dict(stride=(2, 1), padding=((1, 2), (0, 3)), dilation=(1, 2))),
+    ((2, 6, 7, 8), (9, 2, 3, 3), 3, dict(padding=1)),                        # Winograd and implicit GEMM per group
+    ((3, 4, 6, 6), (4, 2, 5, 5), 2, dict(padding=2)),
+    ((2, 4, 6, 6), (8, 2, 3, 3), 2, dict(padding=1, data_format="channels_last")),
+    ((1, 4, 4, 4, 4), (4, 2, 3, 1, 2), 2, dict(padding="same", dilation=(1, 1, 2))),
+]
+
+
+@pytest.mark.parametrize("x_shape,w_shape,groups,kw", GROUP_SPLIT_GRID)
+def test_grouped_conv_by_group_matches_reference(rng, monkeypatch, x_shape, w_shape, groups, kw):
+    """With the thresholds lowered so that every grouped layer runs group by group: F.conv, F.conv_vjp and the
+    taped (autograd) forward, which keeps each group's columns or transforms, against the reference."""
+    from convkit.functional import _conv_core
+    monkeypatch.setattr(_conv_core, "_GROUP_SPLIT_MIN_CHANNELS", 1)
+    monkeypatch.setattr(_conv_core, "_GROUP_SPLIT_MIN_POSITIONS", 1)
+    conv_mod = importlib.import_module("convkit.functional.conv")
+    x, w, b = _arrays(rng, x_shape, w_shape, w_shape[0])
+    ref_kw = {k: v for k, v in kw.items() if k != "data_format"}
+    y_ref = R.conv(x, w, b, groups=groups, **ref_kw)
+    g = rng.standard_normal(y_ref.shape)
+    refs = R.conv_vjp(g, x, w, b, groups=groups, **ref_kw)
+    cl = kw.get("data_format") == "channels_last"
+    move = functools.partial(np.moveaxis, source=1, destination=-1) if cl else (lambda a: a)
+    assert F.conv_algorithms(x_shape, w_shape, groups=groups, stride=kw.get("stride", 1))["by_group"]
+    np.testing.assert_allclose(F.conv(move(x), w, b, groups=groups, **kw), move(y_ref), atol=1e-10)
+    y, tape = conv_mod._conv_taped("conv", move(x), w, b, groups=groups, **kw)
+    assert isinstance(tape[-1], _conv_core._Groups)
+    for got in (F.conv_vjp(move(g), move(x), w, b, groups=groups, **kw), conv_mod._conv_taped_vjp(move(g), tape)):
+        for a, e in zip(got, (move(refs[0]),) + tuple(refs[1:])):
+            np.testing.assert_allclose(a, e, atol=1e-10)
+
+
 DEPTHWISE_STRIDED_GRID = [
     # x shape, weight shape (depthwise, groups = channels), keywords: the direct path over the input's phases
     ((2, 3, 9, 10), (3, 1, 3, 3), dict(stride=2, padding=1)),
@@ -511,6 +546,7 @@ DEPTHWISE_STRIDED_GRID = [
     ((2, 3, 3, 3), (3, 1, 3, 3), dict(stride=3)),
     ((1, 2, 7, 7), (2, 1, 3, 3), dict(stride=2, padding=5)),                            # pads wider than the kernel
     ((1, 2, 6, 6), (6, 1, 2, 2), dict(stride=(1, 2))),                                  # stride 1 in one dim
+    ((1, 2, 1), (2, 1, 2), dict(stride=2, padding=((0, 2),))),                          # last phase cells unread
 ]
 
 

@@ -211,7 +211,13 @@ def test_the_automatic_choice_per_shape():
     fast = "implicit" if _blas.direct_gemm(np.float32) else "winograd"
     assert F.conv_algorithms((8, 64, 56, 56), (64, 64, 3, 3), padding=1) == {
         "applicable": ["implicit", "winograd", "im2col"], "forward": fast, "forward_autograd": "winograd",
-        "forward_fixed_weight": fast, "backward": fast}
+        "forward_fixed_weight": fast, "backward": fast, "by_group": False}
+    # wide groups, over enough output positions, run one at a time as dense convolutions (not a kept weight's)
+    grouped = F.conv_algorithms((8, 64, 56, 56), (64, 32, 3, 3), padding=1, groups=2)
+    assert grouped["by_group"] and grouped["forward_autograd"] == "winograd" and grouped["backward"] == fast
+    assert grouped["applicable"] == ["im2col"] and grouped["forward_fixed_weight"] == "im2col"
+    for x_shape, w_shape, groups in [((8, 128, 28, 28), (128, 8, 3, 3), 16), ((1, 256, 14, 14), (256, 32, 3, 3), 8)]:
+        assert not F.conv_algorithms(x_shape, w_shape, padding=1, groups=groups)["by_group"], x_shape
     # a training forward keeps Winograd's transformed input for the weight gradient: 3x3 kernels with
     # enough channels and tiles, up to a 256x256 weight, and the planes of 3-D kernels (whose other
     # passes stay on the other algorithms)

@@ -54,7 +54,8 @@ class _Geom:
             self.taps.append((self.phases.index(tuple(p % s for p, s in zip(pos, stride))),
                               sum((p // s) * qs for p, s, qs in zip(pos, stride, qstrides))))
         self.length = out[0] * qstrides[0]
-        self.flat_len = max(off for _, off in self.taps) + self.length
+        # room for every tap's slice, and for the whole phase plane (a stride can leave its last cells unread)
+        self.flat_len = max(max(off for _, off in self.taps) + self.length, math.prod(self.q))
         self.stride = tuple(stride)
 
 

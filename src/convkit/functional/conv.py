@@ -495,11 +495,12 @@ def conv_algorithms(x_shape, weight_shape, stride=1, padding=0, dilation=1, grou
     """Which algorithms can compute this convolution and which one each pass would use.
 
     Returns ``{"applicable": [...], "forward": name, "forward_autograd": name, "forward_fixed_weight":
-    name, "backward": name}`` ("forward_autograd" is the forward of a Tensor that will need the weight
-    gradient: it keeps what the weight gradient needs, Winograd's transformed input or im2col's columns;
-    "forward_fixed_weight" that of a weight that
-    never changes, an ONNX session's, whose transforms are made once and kept). In autotune mode
-    (:func:`set_autotune`) the choice is measured instead, on the first call of each shape.
+    name, "backward": name, "by_group": bool}`` ("forward_autograd" is the forward of a Tensor that will
+    need the weight gradient: it keeps what the weight gradient needs, Winograd's transformed input or
+    im2col's columns; "forward_fixed_weight" that of a weight that never changes, an ONNX session's, whose
+    transforms are made once and kept; "by_group": wide groups run one at a time, each a dense convolution,
+    and the names are those of one group's passes). In autotune mode (:func:`set_autotune`) the choice is
+    measured instead, on the first call of each shape.
 
     >>> conv_algorithms((8, 64, 56, 56), (64, 64, 3, 3), padding=1)["applicable"]
     ['implicit', 'winograd', 'im2col']
@@ -519,11 +520,16 @@ def conv_algorithms(x_shape, weight_shape, stride=1, padding=0, dilation=1, grou
     spec, x, w, _ = _conv_spec("conv", np.broadcast_to(np.zeros((), np.float32), x_shape), w, None, stride, padding,
                                dilation, groups, "zeros", "channels_first")
     args = (x.shape, w, spec.stride, spec.pads, spec.dilation, spec.groups, spec.out)
+    # wide groups run one at a time, each a dense convolution (not with a weight whose transforms are kept)
+    by_group = core._split_groups(x.shape, w, spec.groups, spec.out, None)
+    each = (((x.shape[0], w.shape[1]) + x.shape[2:], w[:w.shape[0] // spec.groups]) + args[2:5] + (1, spec.out)
+            if by_group else args)
     return {"applicable": _plan.applicable(*args[:-1]),
-            "forward": _plan.heuristic("forward", *args),
-            "forward_autograd": _plan.heuristic("forward", *args, keep=True),
+            "forward": _plan.heuristic("forward", *each),
+            "forward_autograd": _plan.heuristic("forward", *each, keep=True),
             "forward_fixed_weight": _plan.heuristic("forward", *args, cached=True),
-            "backward": _plan.heuristic("backward", *args)}
+            "backward": _plan.heuristic("backward", *each),
+            "by_group": by_group}
 
 
 __all__ = ["conv", "conv1d", "conv2d", "conv3d", "conv_vjp", "conv_transpose", "conv_transpose1d",
