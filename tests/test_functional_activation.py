@@ -1,6 +1,7 @@
 """Activations, erf and dropout: finite differences, PyTorch, dtypes, layouts and bad arguments."""
 import math
 import re
+import warnings
 
 import numpy as np
 import pytest
@@ -250,6 +251,30 @@ def test_dtypes_layouts(name, kw, kinks, rng):
     assert isinstance(y0, np.ndarray) and y0.shape == ()
     np.testing.assert_allclose(y0, f(np.array([1.5]), **kw)[0])
     np.testing.assert_allclose(vjp(2.0, 1.5, **kw), vjp(np.array([2.0]), np.array([1.5]), **kw)[0])
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.float16])
+@pytest.mark.parametrize("name,kw,kinks", ELEMENTWISE + [("erf", {}, ())], ids=IDS + ["erf"])
+def test_blocked_kernels_are_bitwise_the_whole_array_ones(name, kw, kinks, dtype, rng, monkeypatch):
+    """Large inputs run in blocks on convkit's threads (activation._blockwise): the same bits as one pass over
+    the whole array, with ragged last blocks, specials and the forward's out given or not."""
+    x = (rng.standard_normal(1003) * 6).astype(dtype)
+    x[[3, 500, 1001]] = [np.inf, -np.inf, np.nan]
+    g = rng.standard_normal(1003).astype(dtype)
+    f, vjp = getattr(A, name), getattr(A, name + "_vjp", None)
+    calls = [lambda: f(x, **kw)]
+    if vjp is not None:
+        calls += [lambda: vjp(g, x, **kw), lambda: vjp(g, x, **kw, out=f(x, **kw))]
+    # the caller's error handling holds on convkit's threads too: nothing warns (it would raise here)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("error")
+        monkeypatch.setattr(A, "_BLOCK", 10**9)
+        whole = [c() for c in calls]
+        monkeypatch.setattr(A, "_BLOCK", 64)
+        blocked = [c() for c in calls]
+    for a, b in zip(blocked, whole):
+        assert a.dtype == b.dtype == dtype and a.shape == b.shape
+        np.testing.assert_array_equal(a.view(f"u{a.itemsize}"), b.view(f"u{b.itemsize}"))
 
 
 def test_softmax_layouts(rng):

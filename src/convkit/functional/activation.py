@@ -21,6 +21,7 @@ import math
 import numpy as np
 
 from .. import _checks as C
+from .._parallel import num_threads, run_blocks
 
 _SQRT1_2 = math.sqrt(0.5)
 _SQRT_2_PI = math.sqrt(2.0 / math.pi)          # gelu tanh approximation
@@ -54,6 +55,39 @@ def _in_vjp(op, x, grad_out, out=None):
 
 def _ret(y, scalar):
     return y.reshape(()) if scalar else y
+
+
+# Kernels of several passes run over flat blocks of this many elements, on convkit's threads, so that a block's
+# temporaries stay in cache from one pass to the next instead of each pass streaming whole arrays through
+# memory. Forward + gradient of 32x64x56x56 float32 (6.4 M values), ms, whole arrays vs blocks: see
+# docs/performance.md (session 20).
+_BLOCK = 1 << 16
+
+
+def _blockwise(kernel, *arrays, **params):
+    """``kernel(*arrays, **params)``, an elementwise kernel returning a fresh array, run over flat blocks of the
+    same-shaped arrays (None entries pass through) into one result. Every element sees the same operations
+    either way, so the result is bitwise the whole-array one. Small or non-contiguous input runs whole."""
+    x = arrays[0]
+    live = [a for a in arrays if a is not None]
+    if x.size <= 2 * _BLOCK or not all(a.flags.c_contiguous for a in live):
+        return kernel(*arrays, **params)
+    flat = [None if a is None else a.reshape(-1) for a in arrays]
+    first = kernel(*(None if f is None else f[:_BLOCK] for f in flat), **params)
+    out = np.empty(x.size, first.dtype)
+    out[:_BLOCK] = first
+    starts = list(range(_BLOCK, x.size, _BLOCK))
+    per = -(-len(starts) // max(1, min(num_threads(), len(starts))))
+    err = np.geterr()          # the caller's floating-point error handling, for the worker threads too
+
+    def run(part):
+        with np.errstate(**err):
+            for i in part:
+                sl = slice(i, i + _BLOCK)
+                out[sl] = kernel(*(None if f is None else f[sl] for f in flat), **params)
+
+    run_blocks(run, [starts[j:j + per] for j in range(0, len(starts), per)])
+    return out.reshape(x.shape)
 
 
 def _dim(op, dim, ndim):
@@ -141,11 +175,15 @@ def leaky_relu_vjp(grad_out, x, negative_slope=0.01, out=None):
     """Gradient of :func:`leaky_relu`: grad_out where x > 0, else negative_slope * grad_out."""
     x, g, _, s = _in_vjp("leaky_relu_vjp", x, grad_out)
     slope = C.real_number("leaky_relu_vjp", "negative_slope", negative_slope)
+    return _ret(_blockwise(_leaky_relu_vjp, x, g, slope=slope), s)
+
+
+def _leaky_relu_vjp(x, g, slope):
     f = _step(x)
     f *= 1 - slope
     f += slope
     f *= g
-    return _ret(f, s)
+    return f
 
 
 def _prelu_args(op, x, weight):
@@ -216,11 +254,15 @@ def elu(x, alpha=1.0):
     """
     x, s = _in("elu", x)
     alpha = C.real_number("elu", "alpha", alpha)
+    return _ret(_blockwise(_elu, x, alpha=alpha), s)
+
+
+def _elu(x, alpha):
     t = np.minimum(x, 0)  # exp never sees the positive side, so it cannot overflow
     np.expm1(t, out=t)
     t *= alpha
     t += np.maximum(x, 0)  # expm1(0) = 0: each side adds nothing to the other
-    return _ret(t, s)
+    return t
 
 
 def elu_vjp(grad_out, x, alpha=1.0, out=None):
@@ -228,6 +270,10 @@ def elu_vjp(grad_out, x, alpha=1.0, out=None):
     (``grad_out * (out + alpha)`` when the forward's ``out`` is given)."""
     x, g, o, s = _in_vjp("elu_vjp", x, grad_out, out)
     alpha = C.real_number("elu_vjp", "alpha", alpha)
+    return _ret(_blockwise(_elu_vjp, x, g, o, alpha=alpha), s)
+
+
+def _elu_vjp(x, g, o, alpha):
     if o is None:
         t = np.minimum(x, 0)
         np.exp(t, out=t)
@@ -240,7 +286,7 @@ def elu_vjp(grad_out, x, alpha=1.0, out=None):
     m *= 1 - alpha
     t += m
     t *= g
-    return _ret(t, s)
+    return t
 
 
 def selu(x):
@@ -253,19 +299,27 @@ def selu(x):
     array([0.        , 1.05070099])
     """
     x, s = _in("selu", x)
+    return _ret(_blockwise(_selu, x), s)
+
+
+def _selu(x):
     t = np.minimum(x, 0)
     np.expm1(t, out=t)
     t *= _SELU_SCALE * _SELU_ALPHA
     p = np.maximum(x, 0)
     p *= _SELU_SCALE
     t += p
-    return _ret(t, s)
+    return t
 
 
 def selu_vjp(grad_out, x, out=None):
     """Gradient of :func:`selu`: ``scale * grad_out`` where x > 0, else
     ``grad_out * scale * alpha * exp(x)`` (``grad_out * (out + scale * alpha)`` given ``out``)."""
     x, g, o, s = _in_vjp("selu_vjp", x, grad_out, out)
+    return _ret(_blockwise(_selu_vjp, x, g, o), s)
+
+
+def _selu_vjp(x, g, o):
     if o is None:
         t = np.minimum(x, 0)
         np.exp(t, out=t)
@@ -277,7 +331,7 @@ def selu_vjp(grad_out, x, out=None):
     m *= _SELU_SCALE - _SELU_SCALE * _SELU_ALPHA
     t += m
     t *= g
-    return _ret(t, s)
+    return t
 
 
 # --------------------------------------------------------------------------- smooth activations
@@ -291,17 +345,21 @@ def sigmoid(x):
     array([0.5, 0. , 1. ])
     """
     x, s = _in("sigmoid", x)
-    return _ret(_sigmoid(x), s)
+    return _ret(_blockwise(_sigmoid, x), s)
 
 
 def sigmoid_vjp(grad_out, x, out=None):
     """Gradient of :func:`sigmoid`: ``grad_out * y * (1 - y)`` with y = sigmoid(x) (or ``out``)."""
     x, g, o, s = _in_vjp("sigmoid_vjp", x, grad_out, out)
+    return _ret(_blockwise(_sigmoid_vjp, x, g, o), s)
+
+
+def _sigmoid_vjp(x, g, o):
     y = _sigmoid(x) if o is None else o
     t = 1 - y
     t *= y
     t *= g
-    return _ret(t, s)
+    return t
 
 
 def tanh(x):
@@ -319,11 +377,15 @@ def tanh(x):
 def tanh_vjp(grad_out, x, out=None):
     """Gradient of :func:`tanh`: ``grad_out * (1 - y**2)`` with y = tanh(x) (or ``out``)."""
     x, g, o, s = _in_vjp("tanh_vjp", x, grad_out, out)
+    return _ret(_blockwise(_tanh_vjp, x, g, o), s)
+
+
+def _tanh_vjp(x, g, o):
     y = np.tanh(x) if o is None else o
     t = y * y
     np.subtract(1, t, out=t)
     t *= g
-    return _ret(t, s)
+    return t
 
 
 def silu(x):
@@ -335,21 +397,29 @@ def silu(x):
     array([ 0., -0.])
     """
     x, s = _in("silu", x)
+    return _ret(_blockwise(_silu, x), s)
+
+
+def _silu(x):
     t = _sigmoid(x)
     t *= x
-    return _ret(t, s)
+    return t
 
 
 def silu_vjp(grad_out, x, out=None):
     """Gradient of :func:`silu`: ``grad_out * s * (1 + x * (1 - s))`` with s = sigmoid(x)."""
     x, g, _, s = _in_vjp("silu_vjp", x, grad_out)
+    return _ret(_blockwise(_silu_vjp, x, g), s)
+
+
+def _silu_vjp(x, g):
     sg = _sigmoid(x)
     t = 1 - sg
     t *= x
     t += 1
     t *= sg
     t *= g
-    return _ret(t, s)
+    return t
 
 
 def softplus(x, beta=1.0, threshold=20.0):
@@ -366,13 +436,17 @@ def softplus(x, beta=1.0, threshold=20.0):
     if beta == 0:
         C.fail(op, "beta", "nonzero", beta)
     threshold = C.real_number(op, "threshold", threshold)
+    return _ret(_blockwise(_softplus, x, beta=beta, threshold=threshold), s)
+
+
+def _softplus(x, beta, threshold):
     bx = x * beta
     y = np.logaddexp(0, bx)  # log1p(exp(bx)) with no overflow
     y /= beta
     over = bx > threshold
     if over.any():  # rare, so the masked copy is cheap
         np.copyto(y, x, where=over)
-    return _ret(y, s)
+    return y
 
 
 def softplus_vjp(grad_out, x, beta=1.0, threshold=20.0, out=None):
@@ -383,13 +457,17 @@ def softplus_vjp(grad_out, x, beta=1.0, threshold=20.0, out=None):
     if beta == 0:
         C.fail(op, "beta", "nonzero", beta)
     threshold = C.real_number(op, "threshold", threshold)
+    return _ret(_blockwise(_softplus_vjp, x, g, beta=beta, threshold=threshold), s)
+
+
+def _softplus_vjp(x, g, beta, threshold):
     bx = x * beta
     t = _sigmoid(bx)
     t *= g
     over = bx > threshold
     if over.any():
         np.copyto(t, g, where=over)
-    return _ret(t, s)
+    return t
 
 
 # --------------------------------------------------------------------------- erf and gelu
@@ -520,8 +598,12 @@ def erf(x):
     array([ 0.,  1., -1.])
     """
     x, s = _in("erf", x)
+    return _ret(_blockwise(_erf, x), s)
+
+
+def _erf(x):
     if x.dtype != np.float64:
-        return _ret(_erf32(x).astype(x.dtype, copy=False), s)
+        return _erf32(x).astype(x.dtype, copy=False)
     small = np.abs(x) <= _THRESH
     r = np.empty_like(x)
     r[small] = _erf_small(x[small])
@@ -531,7 +613,7 @@ def erf(x):
     np.subtract(0.5, e, out=e)
     e += 0.5  # (0.5 - erfc) + 0.5 rounds better than 1 - erfc
     r[big] = np.copysign(e, xb)
-    return _ret(r.astype(x.dtype, copy=False), s)
+    return r.astype(x.dtype, copy=False)
 
 
 def _gelu_approx(op, approximate):
@@ -551,7 +633,11 @@ def gelu(x, approximate="none"):
     array([0.    , 0.8413])
     """
     x, s = _in("gelu", x)
-    if _gelu_approx("gelu", approximate):
+    return _ret(_blockwise(_gelu, x, tanh=_gelu_approx("gelu", approximate)), s)
+
+
+def _gelu(x, tanh):
+    if tanh:
         t = x * x
         t *= 0.044715
         t += 1
@@ -563,15 +649,19 @@ def gelu(x, approximate="none"):
         t = _erfc(x * -_SQRT1_2)  # 1 + erf(x/sqrt 2), accurate for negative x too
     t *= x
     t *= 0.5
-    return _ret(t, s)
+    return t
 
 
 def gelu_vjp(grad_out, x, approximate="none", out=None):
     """Gradient of :func:`gelu`: ``grad_out * (Phi(x) + x * phi(x))`` (phi the normal density),
     or the derivative of the tanh form with ``approximate="tanh"``."""
     x, g, _, s = _in_vjp("gelu_vjp", x, grad_out)
+    return _ret(_blockwise(_gelu_vjp, x, g, tanh=_gelu_approx("gelu_vjp", approximate)), s)
+
+
+def _gelu_vjp(x, g, tanh):
     x2 = x * x
-    if _gelu_approx("gelu_vjp", approximate):
+    if tanh:
         inner = x2 * 0.044715
         inner += 1
         inner *= x
@@ -595,7 +685,7 @@ def gelu_vjp(grad_out, x, approximate="none", out=None):
         cdf *= 0.5
         d += cdf
     d *= g
-    return _ret(d, s)
+    return d
 
 
 # --------------------------------------------------------------------------- hard activations
@@ -609,20 +699,28 @@ def hardsigmoid(x):
     array([0. , 0.5, 1. ])
     """
     x, s = _in("hardsigmoid", x)
+    return _ret(_blockwise(_hardsigmoid, x), s)
+
+
+def _hardsigmoid(x):
     t = x + 3
     np.clip(t, 0, 6, out=t)
     t /= 6
-    return _ret(t, s)
+    return t
 
 
 def hardsigmoid_vjp(grad_out, x, out=None):
     """Gradient of :func:`hardsigmoid`: grad_out / 6 where -3 < x < 3, else 0."""
     x, g, _, s = _in_vjp("hardsigmoid_vjp", x, grad_out)
+    return _ret(_blockwise(_hardsigmoid_vjp, x, g), s)
+
+
+def _hardsigmoid_vjp(x, g):
     m = x > -3
     m &= x < 3
     t = g * m
     t *= 1 / 6
-    return _ret(t, s)
+    return t
 
 
 def hardswish(x):
@@ -634,17 +732,25 @@ def hardswish(x):
     array([-0.,  0.,  3.])
     """
     x, s = _in("hardswish", x)
+    return _ret(_blockwise(_hardswish, x), s)
+
+
+def _hardswish(x):
     t = x + 3
     np.clip(t, 0, 6, out=t)
     t *= x
     t /= 6
-    return _ret(t, s)
+    return t
 
 
 def hardswish_vjp(grad_out, x, out=None):
     """Gradient of :func:`hardswish`: 0 for x <= -3, ``grad_out * (x/3 + 1/2)`` between, grad_out for x >= 3
     (PyTorch's choice at the two kinks)."""
     x, g, _, s = _in_vjp("hardswish_vjp", x, grad_out)
+    return _ret(_blockwise(_hardswish_vjp, x, g), s)
+
+
+def _hardswish_vjp(x, g):
     t = x / 3
     t += 0.5
     m = x > -3
@@ -652,7 +758,7 @@ def hardswish_vjp(grad_out, x, out=None):
     t *= m
     t += x >= 3
     t *= g
-    return _ret(t, s)
+    return t
 
 
 # --------------------------------------------------------------------------- softmax

@@ -20,6 +20,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .. import _checks as C
+from .._parallel import run_blocks
 
 _F64 = np.float64
 
@@ -293,7 +294,45 @@ def _batch_norm_taped_vjp(grad_out, input, running_mean, running_var, weight=Non
 # (1, 1, K, 1); group norm (N, G, C/G, M) with (1, G, C/G, 1); instance norm is
 # group norm with G = C.
 
+# Layer, group and instance norm normalise each (sample, group) on its own: their passes run over blocks of
+# samples of about this many bytes each, so that a block's arrays stay in cache between passes, on convkit's
+# threads. 32x64x56x56 float32, ms, whole arrays vs blocks: layer norm over the last dim forward 20.4 -> ?,
+# gradient 51.0 -> ?; group norm (8 groups) 9.6 -> ?, 31.7 -> ?.
+_NORM_BLOCK_BYTES = 1 << 20
+
+
+def _row_blocks(x4):
+    """Slices of axis 0 of x4 (samples, or rows of a layer norm), each about _NORM_BLOCK_BYTES."""
+    per = max(1, _NORM_BLOCK_BYTES // max(1, x4[:1].nbytes))
+    n = x4.shape[0]
+    return [slice(i, min(n, i + per)) for i in range(0, n, per)]
+
+
 def _normalize(x4, w4, b4, eps):
+    """y of a layer, group or instance norm: each x4[i, j] normalised over axes 2 and 3, block by block."""
+    y = np.empty_like(x4)
+
+    def block(sl):
+        y[sl] = _normalize_block(x4[sl], w4, b4, eps)
+    run_blocks(block, _row_blocks(x4))
+    return y
+
+
+def _normalize_vjp(g4, x4, w4, b4, eps):
+    """(grad_x, grad_w or None, grad_b or None) of _normalize, block by block; the weight's and bias's
+    gradients are sums over the blocks (float64, keepdims)."""
+    gx = np.empty_like(x4)
+
+    def block(sl):
+        gx[sl], gw, gb = _normalize_vjp_block(g4[sl], x4[sl], w4, b4, eps)
+        return gw, gb
+    parts = run_blocks(block, _row_blocks(x4))
+    gw = None if w4 is None else sum(p[0] for p in parts)
+    gb = None if b4 is None else sum(p[1] for p in parts)
+    return gx, gw, gb
+
+
+def _normalize_block(x4, w4, b4, eps):
     _, var, y = _moments(x4, (2, 3))
     y *= (1 / np.sqrt(var + eps)).astype(y.dtype)
     if w4 is not None:
@@ -303,7 +342,7 @@ def _normalize(x4, w4, b4, eps):
     return y
 
 
-def _normalize_vjp(g4, x4, w4, b4, eps):
+def _normalize_vjp_block(g4, x4, w4, b4, eps):
     n = x4.shape[2] * x4.shape[3]
     _, var, xh = _moments(x4, (2, 3))
     r = (1 / np.sqrt(var + eps)).astype(x4.dtype)
@@ -341,8 +380,9 @@ def _ln_args(op, input, normalized_shape, weight, bias, eps):
     eps = C.eps(op, eps)
     dtype = C.result_dtype(x, w, b)
     x, w, b = _cast(dtype, x, w, b)
-    x4 = x.reshape(int(np.prod(x.shape[:x.ndim - k])), 1, int(np.prod(ns)), 1)
-    w4, b4 = [None if a is None else a.reshape(1, 1, -1, 1) for a in (w, b)]
+    # the normalized cells last: each row's sums run along a contiguous axis (_sum64's fast path)
+    x4 = x.reshape(int(np.prod(x.shape[:x.ndim - k])), 1, 1, int(np.prod(ns)))
+    w4, b4 = [None if a is None else a.reshape(1, 1, 1, -1) for a in (w, b)]
     return x, x4, w4, b4, eps, ns
 
 
