@@ -332,3 +332,47 @@ def test_batch_norm_autograd_backward_reuses_the_forward_statistics_bitwise(dtyp
     if affine:
         np.testing.assert_array_equal(params[0].grad.data, gw)
         np.testing.assert_array_equal(params[1].grad.data, gb)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("training", [True, False])
+def test_batch_norm_in_blocks_of_channels_is_bitwise_the_whole(dtype, training, rng, monkeypatch):
+    """Batch norm's passes run over blocks of channels on convkit's threads (N._BN_BLOCK_BYTES): every
+    channel's sums, output, statistics and gradients are the same bits as in one block."""
+    x = (rng.standard_normal((9, 7, 6, 3)) * 2 + 40).astype(dtype)     # 9 samples: NumPy's pairwise sums
+    g = rng.standard_normal(x.shape).astype(dtype)
+    w, b, rm, rv = _params(rng, 7, dtype)
+
+    def run():
+        rm_, rv_ = rm.copy(), rv.copy()
+        y, st = N._batch_norm(x, rm_, rv_, w, b, training, 0.1, 1e-3)
+        grads = N._batch_norm_taped_vjp(g, x, rm_, rv_, w, b, training, 0.1, 1e-3, stats=st)
+        return [y, rm_, rv_, *grads, *N.batch_norm_vjp(g, x, rm_, rv_, w, b, training, 0.1, 1e-3)]
+    monkeypatch.setattr(N, "_BN_BLOCK_BYTES", 10**9)
+    whole = run()
+    monkeypatch.setattr(N, "_BN_BLOCK_BYTES", 1)         # blocks of two channels, the last of three
+    for a, e in zip(run(), whole):
+        assert a.dtype == e.dtype
+        np.testing.assert_array_equal(a, e)
+
+
+@pytest.mark.parametrize("op", ["layer_norm", "group_norm"])
+def test_per_sample_norms_in_blocks_match_one_block(op, rng, monkeypatch):
+    """Layer and group norm run over blocks of samples (N._NORM_BLOCK_BYTES): the output bitwise, the
+    weight's and bias's gradients (summed over the blocks in float64) to rounding."""
+    x = (rng.standard_normal((6, 4, 5, 3)) + 3).astype(np.float32)
+    g = rng.standard_normal(x.shape).astype(np.float32)
+    if op == "layer_norm":
+        args, w, b = ((5, 3),), rng.standard_normal((5, 3)).astype(np.float32), rng.standard_normal((5, 3))
+    else:
+        args, w, b = (2,), rng.standard_normal(4).astype(np.float32), rng.standard_normal(4)
+    b = b.astype(np.float32)
+    f, vjp = getattr(N, op), getattr(N, op + "_vjp")
+    monkeypatch.setattr(N, "_NORM_BLOCK_BYTES", 10**9)
+    whole = [f(x, *args, w, b), *vjp(g, x, *args, w, b)]
+    monkeypatch.setattr(N, "_NORM_BLOCK_BYTES", 1)
+    blocked = [f(x, *args, w, b), *vjp(g, x, *args, w, b)]
+    np.testing.assert_array_equal(blocked[0], whole[0])
+    np.testing.assert_array_equal(blocked[1], whole[1])
+    for a, e in zip(blocked[2:], whole[2:]):
+        np.testing.assert_allclose(a, e, rtol=1e-6, atol=1e-6)

@@ -134,7 +134,11 @@ def relu(x):
 def relu_vjp(grad_out, x, out=None):
     """Gradient of :func:`relu`: grad_out where x > 0, else 0 (0 at x == 0, as in PyTorch)."""
     x, g, o, s = _in_vjp("relu_vjp", x, grad_out, out)
-    return _ret(g * ((x if o is None else o) > 0), s)
+    return _ret(_blockwise(_relu_vjp, x if o is None else o, g), s)
+
+
+def _relu_vjp(x, g):
+    return g * (x > 0)
 
 
 def relu6(x):
@@ -152,9 +156,13 @@ def relu6(x):
 def relu6_vjp(grad_out, x, out=None):
     """Gradient of :func:`relu6`: grad_out where 0 < x < 6, else 0."""
     x, g, _, s = _in_vjp("relu6_vjp", x, grad_out, out)
+    return _ret(_blockwise(_relu6_vjp, x, g), s)
+
+
+def _relu6_vjp(x, g):
     m = x > 0
     m &= x < 6
-    return _ret(g * m, s)
+    return g * m
 
 
 def leaky_relu(x, negative_slope=0.01):
@@ -167,8 +175,12 @@ def leaky_relu(x, negative_slope=0.01):
     """
     x, s = _in("leaky_relu", x)
     slope = C.real_number("leaky_relu", "negative_slope", negative_slope)
+    return _ret(_blockwise(_leaky_relu, x, slope=slope), s)
+
+
+def _leaky_relu(x, slope):
     # x vs slope*x: the larger wins for any slope <= 1 (x > 0 keeps x, x < 0 takes slope*x), the smaller above 1
-    return _ret((np.maximum if slope <= 1 else np.minimum)(x, x * slope), s)
+    return (np.maximum if slope <= 1 else np.minimum)(x, x * slope)
 
 
 def leaky_relu_vjp(grad_out, x, negative_slope=0.01, out=None):

@@ -63,10 +63,12 @@ def _sum64(a, axes, b=None):
     A float32 array whose last axis is summed adds along that axis first in float32, then the rest in
     float64: NumPy's pairwise summation along a contiguous row (relative error about 1e-8 over 1024 cells)
     instead of a cast of every element, and a dot product per row for a * b, with no product array.
-    128 x 16 x 1024 float32, ms: a sum 0.94 -> 0.45, a sum of squares 2.34 -> 0.33."""
+    128 x 16 x 1024 float32, ms: a sum 0.94 -> 0.45, a sum of squares 2.34 -> 0.33. Float64 sums its rows
+    first too, so that a block of channels or samples gets the same sums as the whole array."""
     last = a.ndim - 1
-    if a.dtype != np.float32 or last not in axes:
+    if a.dtype not in (np.float32, np.float64) or last not in axes:
         return (a if b is None else a * b).sum(axis=axes, keepdims=True, dtype=_F64)
+    # rows first, then the rest in a fixed order: the same sums for any block of the other axes
     rows = (np.add.reduce(a, axis=last) if b is None else np.vecdot(a, b))[..., None]
     rest = tuple(ax for ax in axes if ax != last)
     return rows.sum(axis=rest, keepdims=True, dtype=_F64) if rest else rows.astype(_F64)
@@ -194,16 +196,22 @@ def _batch_norm(input, running_mean, running_var, weight=None, bias=None, traini
         y = x3 * scale.astype(x3.dtype)[:, None]
         y += shift.astype(x3.dtype)[:, None]
         return y.reshape(shape), None
-    st, y = _bn_stats(x3)                       # y is x - shift, made the output in place
-    scale = 1 / np.sqrt(st.var + eps)
-    if w is not None:
-        scale *= w[:, None]
-    y *= scale.astype(y.dtype)
-    offset = -st.d * scale                      # the residual of the centring, folded in here
-    if b is not None:
-        offset += b[:, None]
-    if b is not None or x3.dtype != _F64:
-        y += offset.astype(y.dtype)
+    y = np.empty_like(x3)
+
+    def block(cs):
+        st, yc = _bn_stats(x3[:, cs])           # yc is x - shift, made the output in place
+        scale = 1 / np.sqrt(st.var + eps)
+        if w is not None:
+            scale *= w[cs, None]
+        yc *= scale.astype(yc.dtype)
+        offset = -st.d * scale                  # the residual of the centring, folded in here
+        if b is not None:
+            offset += b[cs, None]
+        if b is not None or x3.dtype != _F64:
+            yc += offset.astype(yc.dtype)
+        y[:, cs] = yc
+        return st
+    st = _Stats(*(np.concatenate(parts, axis=1) for parts in zip(*run_blocks(block, _channel_blocks(x3)))))
     if running_mean is not None:
         n = x3.shape[0] * x3.shape[2]
         _update(running_mean, st.mean.ravel(), momentum)
@@ -218,6 +226,24 @@ class _Stats(NamedTuple):
     var: np.ndarray
     shift: np.ndarray
     d: np.ndarray
+
+
+# A training batch norm's passes run over blocks of channels of about this many bytes, so that a block stays in
+# cache from one pass to the next, on convkit's threads; every channel's sums are the same either way.
+# Forward + gradient through autograd, 32x64x56x56 float32, ms: see docs/performance.md (session 20).
+_BN_BLOCK_BYTES = 1 << 20
+
+
+def _channel_blocks(x3):
+    """Slices of the channels of x3 (N, C, M), each about _BN_BLOCK_BYTES and of at least two channels: NumPy
+    sums a lone channel's N row sums pairwise, but several channels' one row after another, as it does for the
+    whole array, so blocks of two or more give every channel the whole array's sums."""
+    per = max(2, _BN_BLOCK_BYTES // max(1, x3.shape[0] * x3.shape[2] * x3.itemsize))
+    c = x3.shape[1]
+    starts = list(range(0, c, per))
+    if len(starts) > 1 and c - starts[-1] < 2:
+        starts.pop()                          # a last lone channel joins the block before it
+    return [slice(i, j) for i, j in zip(starts, starts[1:] + [c])]
 
 
 def _bn_stats(x3):
@@ -265,6 +291,22 @@ def _batch_norm_taped_vjp(grad_out, input, running_mean, running_var, weight=Non
         op, input, running_mean, running_var, weight, bias, training, momentum, eps, False)
     shape = np.shape(input)
     g = _grad(op, grad_out, x3.reshape(shape)).reshape(x3.shape)
+    gx = np.empty(x3.shape, g.dtype)
+
+    def block(cs):
+        stats_c = None if stats is None else _Stats(*(a[:, cs] for a in stats))
+        gx[:, cs], gw_c, gb_c = _bn_vjp_block(g[:, cs], x3[:, cs], rm if rm is None else rm[cs],
+                                              rv if rv is None else rv[cs], w if w is None else w[cs],
+                                              training, eps, stats_c)
+        return gw_c, gb_c
+    parts = run_blocks(block, _channel_blocks(x3))
+    gw = None if w is None else np.concatenate([p[0] for p in parts]).astype(w.dtype)
+    gb = None if b is None else np.concatenate([p[1] for p in parts]).astype(b.dtype)
+    return gx.reshape(shape), gw, gb
+
+
+def _bn_vjp_block(g, x3, rm, rv, w, training, eps, stats):
+    """(grad_x, s_gxc * r, s_g) of a block of channels: see batch_norm_vjp."""
     n = x3.shape[0] * x3.shape[2]
     d = 0
     if training:
@@ -283,9 +325,7 @@ def _batch_norm_taped_vjp(grad_out, input, running_mean, running_var, weight=Non
         gx += (k * d - wr * s_g / n).astype(g.dtype)[:, None]
         xc *= (-k).astype(g.dtype)[:, None]
         gx += xc
-    gw = None if w is None else (s_gxc * r).astype(w.dtype)
-    gb = None if b is None else s_g.astype(b.dtype)
-    return gx.reshape(shape), gw, gb
+    return gx, s_gxc * r, s_g
 
 
 # --------------------------------------------------------------------------- per-sample norms (layer, group, instance)
