@@ -277,6 +277,28 @@ def test_blocked_kernels_are_bitwise_the_whole_array_ones(name, kw, kinks, dtype
         np.testing.assert_array_equal(a.view(f"u{a.itemsize}"), b.view(f"u{b.itemsize}"))
 
 
+@pytest.mark.parametrize("op", ["softmax", "log_softmax"])
+@pytest.mark.parametrize("dim", [0, 1, -1])
+def test_softmax_in_blocks_is_bitwise_the_whole(op, dim, rng, monkeypatch):
+    """Softmax and log_softmax (and their vjps, with and without out) over blocks of the first dim, on
+    convkit's threads (activation._along), give the whole-array bits."""
+    x = (rng.standard_normal((7, 5, 3)) * 30).astype(np.float32)
+    x[2, 1, 0] = np.inf
+    g = rng.standard_normal(x.shape).astype(np.float32)
+    f, vjp = getattr(A, op), getattr(A, op + "_vjp")
+
+    def run():
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("error")       # the caller's error handling holds on the threads too
+            y = f(x, dim)
+            return [y, vjp(g, x, dim), vjp(g, x, dim, out=y)]
+    monkeypatch.setattr(A, "_ALONG_BLOCK_BYTES", 10**9)
+    whole = run()
+    monkeypatch.setattr(A, "_ALONG_BLOCK_BYTES", 1)
+    for a, e in zip(run(), whole):
+        np.testing.assert_array_equal(a, e)
+
+
 def test_softmax_layouts(rng):
     x = rng.standard_normal((5, 6))[:, ::2]
     x.flags.writeable = False

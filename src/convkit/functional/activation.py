@@ -78,16 +78,24 @@ def _blockwise(kernel, *arrays, **params):
     out[:_BLOCK] = first
     starts = list(range(_BLOCK, x.size, _BLOCK))
     per = -(-len(starts) // max(1, min(num_threads(), len(starts))))
-    err = np.geterr()          # the caller's floating-point error handling, for the worker threads too
 
     def run(part):
-        with np.errstate(**err):
-            for i in part:
-                sl = slice(i, i + _BLOCK)
-                out[sl] = kernel(*(None if f is None else f[sl] for f in flat), **params)
+        for i in part:
+            sl = slice(i, i + _BLOCK)
+            out[sl] = kernel(*(None if f is None else f[sl] for f in flat), **params)
 
-    run_blocks(run, [starts[j:j + per] for j in range(0, len(starts), per)])
+    _run_blocks(run, [starts[j:j + per] for j in range(0, len(starts), per)])
     return out.reshape(x.shape)
+
+
+def _run_blocks(fn, blocks):
+    """run_blocks, with the caller's floating-point error handling (np.errstate) on the worker threads too."""
+    err = np.geterr()
+
+    def run(block):
+        with np.errstate(**err):
+            return fn(block)
+    return run_blocks(run, blocks)
 
 
 def _dim(op, dim, ndim):
@@ -786,7 +794,29 @@ def softmax(x, dim):
     """
     x, s = _in("softmax", x)
     d = _dim("softmax", dim, x.ndim - s)
-    return _ret(_softmax(x, d), s)
+    return _ret(_along(_softmax, d, x), s)
+
+
+# Softmax-like ops reduce along one dim: other than the first, they run over blocks of the first dim of about
+# this many bytes, on convkit's threads, each block's passes in cache (softmax over dim 1 of 32x64x56x56
+# float32: see docs/performance.md, session 20).
+_ALONG_BLOCK_BYTES = 1 << 20
+
+
+def _along(kernel, d, *arrays):
+    """kernel(*arrays, d), which reduces along dim d only, over blocks of dim 0 when d > 0 (None entries pass
+    through): each block's rows are reduced as the whole array's are, so the result is the same bits."""
+    x = arrays[0]
+    per = max(1, _ALONG_BLOCK_BYTES // max(1, x[:1].nbytes)) if x.ndim > 1 else x.shape[0]
+    if d == 0 or per >= x.shape[0]:
+        return kernel(*arrays, d)
+    out = np.empty_like(x)
+
+    def block(i):
+        sl = slice(i, i + per)
+        out[sl] = kernel(*(None if a is None else a[sl] for a in arrays), d)
+    _run_blocks(block, range(0, x.shape[0], per))
+    return out
 
 
 def _softmax(x, d):
@@ -800,11 +830,15 @@ def softmax_vjp(grad_out, x, dim, out=None):
     """Gradient of :func:`softmax`: ``y * (grad_out - sum(grad_out * y, dim))``, y the output."""
     x, g, o, s = _in_vjp("softmax_vjp", x, grad_out, out)
     d = _dim("softmax_vjp", dim, x.ndim - s)
+    return _ret(_along(_softmax_vjp, d, x, g, o), s)
+
+
+def _softmax_vjp(x, g, o, d):
     y = _softmax(x, d) if o is None else o
     t = g * y
     np.subtract(g, t.sum(axis=d, keepdims=True), out=t)
     t *= y
-    return _ret(t, s)
+    return t
 
 
 def log_softmax(x, dim):
@@ -817,7 +851,7 @@ def log_softmax(x, dim):
     """
     x, s = _in("log_softmax", x)
     d = _dim("log_softmax", dim, x.ndim - s)
-    return _ret(_log_softmax(x, d), s)
+    return _ret(_along(_log_softmax, d, x), s)
 
 
 def _log_softmax(x, d):
@@ -831,10 +865,14 @@ def log_softmax_vjp(grad_out, x, dim, out=None):
     """Gradient of :func:`log_softmax`: ``grad_out - exp(y) * sum(grad_out, dim)``, y the output."""
     x, g, o, s = _in_vjp("log_softmax_vjp", x, grad_out, out)
     d = _dim("log_softmax_vjp", dim, x.ndim - s)
+    return _ret(_along(_log_softmax_vjp, d, x, g, o), s)
+
+
+def _log_softmax_vjp(x, g, o, d):
     t = _softmax(x, d) if o is None else np.exp(o)
     t *= g.sum(axis=d, keepdims=True)
     np.subtract(g, t, out=t)
-    return _ret(t, s)
+    return t
 
 
 # --------------------------------------------------------------------------- dropout
