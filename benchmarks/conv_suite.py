@@ -1,7 +1,7 @@
 """Layer suite: convkit vs PyTorch CPU, forward + grad_x + grad_w, interleaved.
 
     python benchmarks/conv_suite.py [--repeats 7] [--threads 2] [--dtype float32] [--only NAME]
-                                    [--autotune] [--both-coretypes] [--floor] [--functional]
+                                    [--autotune] [--both-coretypes] [--floor] [--functional] [--more]
 
 Each repeat times convkit then PyTorch on the same layer, both through autograd (a forward that
 keeps what its backward needs, then the backward), so both see the
@@ -21,6 +21,9 @@ session 11): the forward keeps nothing, so the backward makes its columns anew.
 convkit's algorithms compute, operands in place and nothing else. No algorithm built on those
 products can take less time; the table adds the floor and its ratio to PyTorch (depthwise layers
 and pools have no product to time).
+
+--more adds layers beyond the issue's suite (strided depthwise, grouped, dilated at 256 channels) in a
+second table, outside the geometric mean.
 
 --both-coretypes runs the suite a second time in a fresh process with the
 other OpenBLAS core type (SkylakeX's AVX-512 kernels or Haswell's AVX2 ones:
@@ -73,6 +76,19 @@ SUITE = [
     ("convT 4/2 64->32 28", "convT", 8, 64, 32, (28, 28), 4, 2, 1, 1, 1),
     ("maxpool 2x2 64x112", "maxpool", 8, 64, 64, (112, 112), 2, 2, 0, 1, 1),
     ("maxpool 3x3/2 64x112", "maxpool", 8, 64, 64, (112, 112), 3, 2, 1, 1, 1),
+]
+
+# --more: layers of MobileNets, ResNeXts and dilated networks, beyond the issue's suite
+MORE = [
+    ("dw3x3/2 96 112", "conv", 8, 96, 96, (112, 112), 3, 2, 1, 1, 96),
+    ("dw5x5/2 144 56", "conv", 8, 144, 144, (56, 56), 5, 2, 2, 1, 144),
+    ("dw5x5 240 28", "conv", 8, 240, 240, (28, 28), 5, 1, 2, 1, 240),
+    ("3x3 g2 64->64 56", "conv", 8, 64, 64, (56, 56), 3, 1, 1, 1, 2),
+    ("3x3 g8 128->128 28", "conv", 8, 128, 128, (28, 28), 3, 1, 1, 1, 8),
+    ("3x3 g32 128->128 28", "conv", 8, 128, 128, (28, 28), 3, 1, 1, 1, 32),
+    ("3x3 d2 256->256 28", "conv", 4, 256, 256, (28, 28), 3, 1, 2, 2, 1),
+    ("convT 2/2 128->64 28", "convT", 8, 128, 64, (28, 28), 2, 2, 0, 1, 1),
+    ("convT 3/2 64->32 28", "convT", 8, 64, 32, (28, 28), 3, 2, 1, 1, 1),
 ]
 
 
@@ -216,6 +232,7 @@ def main(argv=None):
     ap.add_argument("--floor", action="store_true", help="also time each layer's matrix products alone")
     ap.add_argument("--functional", action="store_true",
                     help="time convkit through F.conv + F.conv_vjp instead of autograd")
+    ap.add_argument("--more", action="store_true", help="then layers beyond the suite, outside the geometric mean")
     ap.add_argument("--both-coretypes", action="store_true",
                     help="then run again in a fresh process with the other OpenBLAS core type")
     args = ap.parse_args(argv)
@@ -236,7 +253,9 @@ def main(argv=None):
     print(f"{'layer':24s} {'convkit ms':>11s} {'torch ms':>9s} {'ratio':>6s} {'GFLOP/s':>8s} {'%ceil':>6s} "
           f"{'peak MiB':>9s}" + (f" {'floor ms':>9s} {'fl/torch':>8s}" if args.floor else "") + "  algorithm")
     ratios, floor_ratios, floor_forms = [], [], []
-    for case in SUITE:
+    for case in SUITE + (MORE if args.more else []):
+        if case is MORE[0]:
+            print("beyond the suite (not in the geometric mean):")
         if args.only and args.only not in case[0]:
             continue
         kind, nd = case[1], len(case[5])
@@ -275,7 +294,8 @@ def main(argv=None):
                 if m_t:
                     floor_ratios.append(m_f / m_t)
         if torch:
-            ratios.append(m_ours / m_t)
+            if case in SUITE:
+                ratios.append(m_ours / m_t)
             peer = f"{m_t * 1e3:9.2f} {m_ours / m_t:6.2f}"
         else:
             peer = f"{'-':>9s} {'-':>6s}"
