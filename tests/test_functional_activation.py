@@ -258,9 +258,9 @@ def test_dtypes_layouts(name, kw, kinks, rng):
 def test_blocked_kernels_are_bitwise_the_whole_array_ones(name, kw, kinks, dtype, rng, monkeypatch):
     """Large inputs run in blocks on convkit's threads (activation._blockwise): the same bits as one pass over
     the whole array, with ragged last blocks, specials and the forward's out given or not."""
-    x = (rng.standard_normal(1003) * 6).astype(dtype)
+    x = (rng.standard_normal(1203) * 6).astype(dtype)     # more than _LIGHT_BLOCKS blocks of 64
     x[[3, 500, 1001]] = [np.inf, -np.inf, np.nan]
-    g = rng.standard_normal(1003).astype(dtype)
+    g = rng.standard_normal(1203).astype(dtype)
     f, vjp = getattr(A, name), getattr(A, name + "_vjp", None)
     calls = [lambda: f(x, **kw)]
     if vjp is not None:

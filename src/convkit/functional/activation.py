@@ -59,18 +59,21 @@ def _ret(y, scalar):
 
 # Kernels of several passes run over flat blocks of this many elements, on convkit's threads, so that a block's
 # temporaries stay in cache from one pass to the next instead of each pass streaming whole arrays through
-# memory. Forward + gradient of 32x64x56x56 float32 (6.4 M values), ms, whole arrays vs blocks: see
-# docs/performance.md (session 20).
+# memory: from 2 blocks for the long kernels (gelu, erf, softplus: 30-odd passes), from 16 for the others
+# (blocks over whole: 0.74-1.26 at 400 K float32 values, 0.54-1.08 at 1 M, 0.32-0.95 at 6.4 M; relu's and
+# relu6's gradients, two passes, 1.03-1.76 everywhere, so they run whole). See docs/performance.md.
 _BLOCK = 1 << 16
+_LIGHT_BLOCKS = 16
 
 
-def _blockwise(kernel, *arrays, **params):
+def _blockwise(kernel, *arrays, heavy=False, **params):
     """``kernel(*arrays, **params)``, an elementwise kernel returning a fresh array, run over flat blocks of the
     same-shaped arrays (None entries pass through) into one result. Every element sees the same operations
-    either way, so the result is bitwise the whole-array one. Small or non-contiguous input runs whole."""
+    either way, so the result is bitwise the whole-array one. Small (below 2 blocks for a ``heavy`` kernel,
+    else _LIGHT_BLOCKS) or non-contiguous input runs whole."""
     x = arrays[0]
     live = [a for a in arrays if a is not None]
-    if x.size <= 2 * _BLOCK or not all(a.flags.c_contiguous for a in live):
+    if x.size <= (2 if heavy else _LIGHT_BLOCKS) * _BLOCK or not all(a.flags.c_contiguous for a in live):
         return kernel(*arrays, **params)
     flat = [None if a is None else a.reshape(-1) for a in arrays]
     first = kernel(*(None if f is None else f[:_BLOCK] for f in flat), **params)
@@ -142,11 +145,7 @@ def relu(x):
 def relu_vjp(grad_out, x, out=None):
     """Gradient of :func:`relu`: grad_out where x > 0, else 0 (0 at x == 0, as in PyTorch)."""
     x, g, o, s = _in_vjp("relu_vjp", x, grad_out, out)
-    return _ret(_blockwise(_relu_vjp, x if o is None else o, g), s)
-
-
-def _relu_vjp(x, g):
-    return g * (x > 0)
+    return _ret(g * ((x if o is None else o) > 0), s)
 
 
 def relu6(x):
@@ -164,13 +163,9 @@ def relu6(x):
 def relu6_vjp(grad_out, x, out=None):
     """Gradient of :func:`relu6`: grad_out where 0 < x < 6, else 0."""
     x, g, _, s = _in_vjp("relu6_vjp", x, grad_out, out)
-    return _ret(_blockwise(_relu6_vjp, x, g), s)
-
-
-def _relu6_vjp(x, g):
     m = x > 0
     m &= x < 6
-    return g * m
+    return _ret(g * m, s)
 
 
 def leaky_relu(x, negative_slope=0.01):
@@ -456,7 +451,7 @@ def softplus(x, beta=1.0, threshold=20.0):
     if beta == 0:
         C.fail(op, "beta", "nonzero", beta)
     threshold = C.real_number(op, "threshold", threshold)
-    return _ret(_blockwise(_softplus, x, beta=beta, threshold=threshold), s)
+    return _ret(_blockwise(_softplus, x, heavy=True, beta=beta, threshold=threshold), s)
 
 
 def _softplus(x, beta, threshold):
@@ -477,7 +472,7 @@ def softplus_vjp(grad_out, x, beta=1.0, threshold=20.0, out=None):
     if beta == 0:
         C.fail(op, "beta", "nonzero", beta)
     threshold = C.real_number(op, "threshold", threshold)
-    return _ret(_blockwise(_softplus_vjp, x, g, beta=beta, threshold=threshold), s)
+    return _ret(_blockwise(_softplus_vjp, x, g, heavy=True, beta=beta, threshold=threshold), s)
 
 
 def _softplus_vjp(x, g, beta, threshold):
@@ -618,7 +613,7 @@ def erf(x):
     array([ 0.,  1., -1.])
     """
     x, s = _in("erf", x)
-    return _ret(_blockwise(_erf, x), s)
+    return _ret(_blockwise(_erf, x, heavy=True), s)
 
 
 def _erf(x):
@@ -653,7 +648,7 @@ def gelu(x, approximate="none"):
     array([0.    , 0.8413])
     """
     x, s = _in("gelu", x)
-    return _ret(_blockwise(_gelu, x, tanh=_gelu_approx("gelu", approximate)), s)
+    return _ret(_blockwise(_gelu, x, heavy=True, tanh=_gelu_approx("gelu", approximate)), s)
 
 
 def _gelu(x, tanh):
@@ -676,7 +671,7 @@ def gelu_vjp(grad_out, x, approximate="none", out=None):
     """Gradient of :func:`gelu`: ``grad_out * (Phi(x) + x * phi(x))`` (phi the normal density),
     or the derivative of the tanh form with ``approximate="tanh"``."""
     x, g, _, s = _in_vjp("gelu_vjp", x, grad_out)
-    return _ret(_blockwise(_gelu_vjp, x, g, tanh=_gelu_approx("gelu_vjp", approximate)), s)
+    return _ret(_blockwise(_gelu_vjp, x, g, heavy=True, tanh=_gelu_approx("gelu_vjp", approximate)), s)
 
 
 def _gelu_vjp(x, g, tanh):
