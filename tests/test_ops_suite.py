@@ -1,7 +1,6 @@
 """benchmarks/ops_suite.py runs every op, forward and backward, and prints one line each."""
 import importlib.util
 import os
-import sys
 
 _DIR = os.path.join(os.path.dirname(__file__), "..", "benchmarks")
 
