@@ -137,3 +137,18 @@ def test_the_thread_watched_is_not_one_python_started():
 def test_set_num_threads_rejects_bad_values():
     with pytest.raises(ValueError, match=r"set_num_threads: n must be an int >= 1; got n=0\."):
         _parallel.set_num_threads(0)
+
+
+def test_run_blocks_keeps_the_callers_errstate_on_its_workers():
+    """np.errstate is per thread: the workers take the caller's, so what the caller silenced stays silent
+    there and what it made an error raises there."""
+    import warnings
+    from convkit._parallel import run_blocks
+
+    def overflow(_):
+        return np.exp(np.float32([100.0]))
+    with np.errstate(over="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert all(np.isinf(r).all() for r in run_blocks(overflow, range(4), always=True))
+    with np.errstate(over="raise"), pytest.raises(FloatingPointError):
+        run_blocks(overflow, range(4), always=True)

@@ -24,6 +24,8 @@ import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
+import numpy as np
+
 _lock = threading.Lock()
 _pool = None
 _threads = None
@@ -107,11 +109,13 @@ def run_blocks(fn, blocks, always=False):
     blocks = list(blocks)
     if len(blocks) < 2 or num_threads() < 2 or in_worker() or not always and _blas_running():
         return [fn(b) for b in blocks]
+    err = np.geterr()   # the caller's floating-point error handling (np.errstate) holds on the workers too
 
     def task(b):
         _worker.busy = True
         try:
-            return fn(b)
+            with np.errstate(**err):
+                return fn(b)
         finally:
             _worker.busy = False
 

@@ -87,18 +87,8 @@ def _blockwise(kernel, *arrays, heavy=False, **params):
             sl = slice(i, i + _BLOCK)
             out[sl] = kernel(*(None if f is None else f[sl] for f in flat), **params)
 
-    _run_blocks(run, [starts[j:j + per] for j in range(0, len(starts), per)])
+    run_blocks(run, [starts[j:j + per] for j in range(0, len(starts), per)])
     return out.reshape(x.shape)
-
-
-def _run_blocks(fn, blocks):
-    """run_blocks, with the caller's floating-point error handling (np.errstate) on the worker threads too."""
-    err = np.geterr()
-
-    def run(block):
-        with np.errstate(**err):
-            return fn(block)
-    return run_blocks(run, blocks)
 
 
 def _dim(op, dim, ndim):
@@ -810,7 +800,7 @@ def _along(kernel, d, *arrays):
     def block(i):
         sl = slice(i, i + per)
         out[sl] = kernel(*(None if a is None else a[sl] for a in arrays), d)
-    _run_blocks(block, range(0, x.shape[0], per))
+    run_blocks(block, range(0, x.shape[0], per))
     return out
 
 
