@@ -522,3 +522,27 @@ def test_max_pool_vjp_from_indices_under_a_tiny_workspace():
     expected = F.max_pool_vjp(g, x, 3, stride=2, padding=1)
     with convkit.workspace_limit(1024):
         np.testing.assert_allclose(F.max_pool_vjp(g, x, 3, stride=2, padding=1, indices=idx), expected)
+
+
+@pytest.mark.parametrize("shape,out", [((2, 3, 12), 1), ((2, 3, 12), 4), ((2, 2, 8, 6), 1), ((2, 2, 8, 6), (2, 3)),
+                                       ((1, 2, 20, 20), 1), ((1, 2, 20, 20), 2), ((1, 2, 4, 6, 8), (2, 1, 2))])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int32])
+def test_adaptive_max_pool_with_even_bins_matches_the_general_path(shape, out, dtype, rng, monkeypatch):
+    """Whole, equal bins take the max pool's tiled scan (few cells) or one max and argmax per window (many):
+    the values, indices and gradient are the general path's, ties to the first cell and NaN to the last."""
+    from convkit.functional import pool as P
+    x = rng.integers(-3, 3, shape).astype(dtype)           # many ties
+    if dtype != np.int32:
+        flat = x.reshape(-1)
+        flat[rng.choice(flat.size, flat.size // 7, replace=False)] = np.nan
+    n = len(shape) - 2
+    f = getattr(P, f"adaptive_max_pool{n}d")
+    y, i = f(x, out, return_indices=True)
+    g = rng.standard_normal(y.shape)
+    gx = P.adaptive_max_pool_vjp(g, x, out)
+    monkeypatch.setattr(P, "_even_bins", lambda *a: None)
+    y0, i0 = f(x, out, return_indices=True)
+    np.testing.assert_array_equal(y, y0)
+    np.testing.assert_array_equal(i, i0)
+    assert i.dtype == i0.dtype
+    np.testing.assert_array_equal(gx, P.adaptive_max_pool_vjp(g, x, out))

@@ -917,8 +917,38 @@ def adaptive_max_pool(x, output_size, return_indices=False):
     return _adaptive_max_pool("adaptive_max_pool", None, x, output_size, return_indices)
 
 
+def _even_max(op, xb, out, g):
+    """(max, flat per-plane argmax) over whole, equal bins (the geometry g of tiling windows): the max pool's
+    tiled scan for few taps; for more than _TAP_VIEWS_MAX (global pooling's whole plane), one max and one
+    argmax over each window's cells laid out last. np.argmax picks the first of equals, as the scan does,
+    but the first NaN where the scan (and PyTorch) keep the last: windows holding NaN are looked at again."""
+    if math.prod(g.k) <= _TAP_VIEWS_MAX:
+        y, idx, _ = _max_pool_impl(op, len(out), xb, g.k, g.k, 0, 1, False, True, False)
+        return y, idx
+    nd, lead = len(out), xb.shape[:2]
+    win = xb.reshape(lead + sum(((o, k) for o, k in zip(out, g.k)), ()))
+    win = win.transpose((0, 1) + tuple(2 + 2 * i for i in range(nd)) + tuple(3 + 2 * i for i in range(nd)))
+    win = win.reshape(lead + tuple(out) + (-1,))                        # a copy unless every o is 1
+    t = np.argmax(win, axis=-1)
+    y = np.take_along_axis(win, t[..., None], -1)[..., 0]
+    if xb.dtype.kind == "f" and np.isnan(y).any():
+        nan = np.isnan(y)
+        last = win.shape[-1] - 1 - np.argmax(np.isnan(win[nan])[..., ::-1], axis=-1)
+        t[nan] = last
+    # window cell t -> its offset per dim (row-major in the window), then the flat index in the plane
+    offs = np.unravel_index(t, g.k)
+    starts = np.meshgrid(*[np.arange(o) * k for o, k in zip(out, g.k)], indexing="ij")
+    pstride = [math.prod(xb.shape[3 + i:]) for i in range(nd)]
+    idx = sum((st + of) * ps for st, of, ps in zip(starts, offs, pstride))
+    return y, idx.astype(np.int64)
+
+
 def _adaptive_max_pool(op, n, x, output_size, return_indices=False):
     xb, unbatched, out = _adaptive(op, n, x, output_size, keep_int=True)
+    g = _even_bins(op, xb, out)
+    if g is not None:
+        y, idx = _even_max(op, xb, out, g)
+        return (_ret(y, unbatched), _ret(idx, unbatched)) if return_indices else _ret(y, unbatched)
     y = np.empty(xb.shape[:2] + out, xb.dtype)
     idx = np.empty(y.shape, np.int64)
     for b in _blocks(xb.shape, _plane_bytes(xb.shape[2:], out)):
@@ -946,6 +976,9 @@ def adaptive_max_pool_vjp(grad_out, x, output_size, return_indices=False):
 def _adaptive_max_vjp(op, grad_out, x, output_size):
     xb, unbatched, out = _adaptive(op, None, x, output_size, keep_int=True)
     gy = _grad(op, grad_out, unbatched, xb.shape[:2] + out)
+    g = _even_bins(op, xb, out)
+    if g is not None:    # whole, equal bins: each cell is in one bin, its winner found as the forward finds it
+        return _ret(_route_indices(gy, _even_max(op, xb, out, g)[1], xb.shape), unbatched)
     sp = xb.shape[2:]
     tabs = [_ranges(*_bins_containing(L, O)) for L, O in zip(sp, out)]
     here = np.arange(math.prod(sp)).reshape(sp)
