@@ -104,6 +104,20 @@ def full_correlation_padding(kernel_size, dilation, pads):
     return tuple((d * (k - 1) - lo, d * (k - 1) - hi) for k, d, (lo, hi) in zip(kernel_size, dilation, pads))
 
 
+def phase_cells(size, lo, phase, step, cells):
+    """Along one dim, which input cells land in one phase of the padded input split by ``step``: padded
+    cell ``step*u + phase`` is input cell ``step*u + phase - lo``. Returns (the phase plane's slice of
+    u, of at most ``cells``; the input's slice), both empty when no input cell lands there.
+
+    >>> phase_cells(5, 1, 0, 2, 3)        # padded cells 0, 2, 4 are input cells -1, 1, 3
+    (slice(1, 3, None), slice(1, 5, 2))
+    """
+    u0 = max(0, -(-(lo - phase) // step))
+    u1 = max(u0, min(cells, -(-(size + lo - phase) // step)))
+    i0 = phase + step * u0 - lo
+    return slice(u0, u1), slice(i0, i0 + step * (u1 - u0), step)
+
+
 def subpixel_phases(input_shape, kernel_size, stride, pads, out):
     """How a transposed convolution splits into stride-1 convolutions, one per output phase (sub-pixel).
 

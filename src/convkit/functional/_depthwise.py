@@ -21,7 +21,7 @@ import math
 import numpy as np
 
 from .._config import get_workspace_limit
-from ..shapes import full_correlation_padding, padded_shape
+from ..shapes import full_correlation_padding, padded_shape, phase_cells
 from .._parallel import run_blocks
 from .._scratch import place, pooled, scratch
 
@@ -63,15 +63,6 @@ def _geometry(x, pads, kernel, stride, dilation, out):
     return _Geom(padded_shape(x.shape[2:], pads), kernel, stride, dilation, out)
 
 
-def _phase_cells(size, lo, phase, stride, q):
-    """For one dim: (phase-plane slice, input slice) of the input cells that land in ``phase`` when the input
-    is padded by ``lo`` at the start: padded cell S*u + a is input cell S*u + a - lo."""
-    u0 = max(0, -(-(lo - phase) // stride))
-    u1 = max(u0, min(q, -(-(size + lo - phase) // stride)))
-    i0 = phase + stride * u0 - lo
-    return slice(u0, u1), slice(i0, i0 + stride * (u1 - u0), stride)
-
-
 def _flat_block(planes, pads, geom, slot):
     """planes (p, *S) zero-padded, split into phases and flattened, with zeros after each phase's end so every
     tap's slice is in range: a (p, phases, flat_len) scratch array of this thread (one block's worth, so it is
@@ -81,7 +72,7 @@ def _flat_block(planes, pads, geom, slot):
     size = math.prod(geom.q)
     buf[:, :, size:] = 0
     for i, phase in enumerate(geom.phases):
-        cells = [_phase_cells(n, lo, a, s, q) for n, (lo, _), a, s, q in zip(planes.shape[1:], pads, phase,
+        cells = [phase_cells(n, lo, a, s, q) for n, (lo, _), a, s, q in zip(planes.shape[1:], pads, phase,
                                                                               geom.stride, geom.q)]
         view = buf[:, i, :size].reshape((p,) + geom.q)
         place(view, (slice(None),) + tuple(c[0] for c in cells), planes[(slice(None),) + tuple(c[1] for c in cells)])
@@ -96,7 +87,7 @@ def _unphase(gxf, pads, geom, shape):
         return view[(slice(None),) + tuple(slice(lo, lo + n) for n, (lo, _) in zip(shape, pads))]
     gx = np.empty((gxf.shape[0],) + tuple(shape), gxf.dtype)
     for i, phase in enumerate(geom.phases):
-        cells = [_phase_cells(n, lo, a, s, q) for n, (lo, _), a, s, q in zip(shape, pads, phase, geom.stride, geom.q)]
+        cells = [phase_cells(n, lo, a, s, q) for n, (lo, _), a, s, q in zip(shape, pads, phase, geom.stride, geom.q)]
         view = gxf[:, i, :size].reshape((gxf.shape[0],) + geom.q)
         gx[(slice(None),) + tuple(c[1] for c in cells)] = view[(slice(None),) + tuple(c[0] for c in cells)]
     return gx

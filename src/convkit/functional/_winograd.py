@@ -37,7 +37,7 @@ from numpy.lib.stride_tricks import as_strided
 from .._config import get_workspace_limit
 from .._parallel import num_threads, run_blocks
 from .._scratch import kept_or_scratch, place, pooled, scratch
-from ..shapes import full_correlation_padding
+from ..shapes import full_correlation_padding, phase_cells
 from ._im2col import _parts
 from ._weights import derived, rotated
 
@@ -165,14 +165,9 @@ def _place_phases(x, pads, size, dilation):
     n, c = x.shape[:2]
     buf = scratch("winograd_input", (n,) + tuple(dilation) + (c,) + tuple(size), x.dtype)
     for phase in itertools.product(*map(range, dilation)):
-        dst, src = [slice(None)] * 2, [slice(None)] * 2
-        for length, (lo, _), p, d, s in zip(x.shape[2:], pads, phase, dilation, size):
-            u0 = max(0, -(-(lo - p) // d))                # first cell p + d*u - lo >= 0
-            u1 = max(u0, min(s, -(-(length + lo - p) // d)))  # one past the last inside x
-            i0 = p + d * u0 - lo
-            dst.append(slice(u0, u1))
-            src.append(slice(i0, i0 + d * (u1 - u0), d))
-        place(buf[(slice(None),) + phase], tuple(dst), x[tuple(src)])
+        cells = [phase_cells(n, lo, p, d, s) for n, (lo, _), p, d, s in zip(x.shape[2:], pads, phase, dilation, size)]
+        place(buf[(slice(None),) + phase], (slice(None),) * 2 + tuple(c[0] for c in cells),
+              x[(slice(None),) * 2 + tuple(c[1] for c in cells)])
     return buf.reshape((-1, c) + tuple(size))
 
 
