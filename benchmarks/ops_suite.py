@@ -75,8 +75,9 @@ def main(argv=None):
         torch.set_num_threads(args.threads)
     rng = np.random.default_rng(0)
     x = rng.standard_normal(shape).astype(np.float32)
+    peer = torch.__version__ if torch else "-"
     print(f"ops suite, float32 {'x'.join(map(str, shape))}, forward + backward through autograd, {args.repeats} "
-          f"repeats, {args.threads} threads; torch {torch.__version__ if torch else '-'}, convkit {convkit.__version__}")
+          f"repeats, {args.threads} threads; torch {peer}, convkit {convkit.__version__}")
     print(f"{'op':24s} {'convkit ms':>10s} {'torch ms':>9s} {'ratio':>6s}")
     ratios = []
     for name, (ck, th) in cases(shape[1]).items():
