@@ -465,12 +465,17 @@ def conv_transpose_vjp(grad_out, x, weight, bias=None, stride=1, padding=0, outp
     full = _full_shape(x, weight, spec)
     g_full = pad_nd(g, tuple((-a, -b) for a, b in _crop_pairs(full, spec)), "zeros")
     no_pad = ((0, 0),) * len(full)
-    gx = gw = None
+    gx = gw = kept = None
     if need_x:
-        gx = _finish(core.forward(g_full, weight, spec.stride, no_pad, spec.dilation, spec.groups, x.shape[2:],
-                                  algorithm=spec.algorithm), spec)
+        # grad_x is the convolution of g with the weight; made as a training forward, it keeps its columns of g
+        # (or transforms), which the weight gradient then reads instead of making them again
+        gx = core.forward(g_full, weight, spec.stride, no_pad, spec.dilation, spec.groups, x.shape[2:],
+                          keep=need_w, algorithm=spec.algorithm)
+        gx, kept = gx if need_w else (gx, None)
+        gx = _finish(gx, spec)
     if need_w:
-        _, gw = core.backward(g_full, weight, x, spec.stride, no_pad, spec.dilation, spec.groups, need_x=False)
+        _, gw = core.backward(g_full, weight, x, spec.stride, no_pad, spec.dilation, spec.groups, need_x=False,
+                              cols=kept)
     gb = None if bias is None or not need_b else g.sum(axis=(0, *range(2, g.ndim)))
     return gx, gw, gb
 
