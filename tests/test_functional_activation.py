@@ -349,3 +349,28 @@ def test_error_format():
     with pytest.raises(ValueError) as e:
         A.dropout(np.ones(2), -0.1)
     assert re.fullmatch(r"dropout: p must be in \[0, 1\]; got p=-0\.1\.", str(e.value))
+
+
+@pytest.mark.parametrize("approximate", ["none", "tanh"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n", [7, 3000])
+def test_gelu_through_autograd_keeps_its_erf_term_bitwise(approximate, dtype, n, rng, monkeypatch):
+    """Through autograd gelu keeps erfc(-x/sqrt 2) (or its tanh term) for the backward, which then makes no
+    erf: output and gradient are bitwise gelu's and gelu_vjp's (3000 values run in blocks of 64)."""
+    import convkit
+    import convkit.functional as F
+    monkeypatch.setattr(A, "_BLOCK", 64)
+    x = (rng.standard_normal(n) * 4).astype(dtype)
+    x[:3] = [np.inf, -np.inf, 0.0]
+    g = rng.standard_normal(n).astype(dtype)
+    xt = convkit.tensor(x, requires_grad=True)
+    with np.errstate(all="ignore"):
+        y = F.gelu(xt, approximate=approximate)
+        np.testing.assert_array_equal(y.data, A.gelu(x, approximate))
+        made = []
+        core = A._gelu_core
+        monkeypatch.setattr(A, "_gelu_core", lambda *a, **k: made.append(1) or core(*a, **k))
+        y.backward(g)
+        assert made == []
+        monkeypatch.undo()
+        np.testing.assert_array_equal(xt.grad.data, A.gelu_vjp(g, x, approximate))

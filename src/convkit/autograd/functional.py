@@ -13,6 +13,7 @@ import re
 
 from .. import _random
 from .. import functional as F
+from ..functional.activation import _gelu_taped, _gelu_taped_vjp
 from ..functional.conv import _conv_taped, _conv_taped_vjp
 from ..functional.norm import _batch_norm, _batch_norm_taped_vjp
 from ..functional.pool import _max_pool_route_vjp, _max_pool_taped
@@ -123,4 +124,12 @@ def _batch_norm_kept(fn, name, arrays, parents):
     return result(y, parents, lambda g: _batch_norm_taped_vjp(g, **arrays, stats=stats), f"{name}_backward")
 
 
-_SPECIAL = {"max_pool": _max_pool, "dropout": _dropout, "conv": _conv, "batch_norm": _batch_norm_kept}
+def _gelu_kept(fn, name, arrays, parents):
+    """Keep gelu's erfc (or tanh) term for the backward instead of making it again (one more array kept)."""
+    y, core = _gelu_taped(**arrays)
+    return result(y, parents, lambda g: (_gelu_taped_vjp(g, arrays["x"], core, arrays.get("approximate", "none")),),
+                  f"{name}_backward")
+
+
+_SPECIAL = {"max_pool": _max_pool, "dropout": _dropout, "conv": _conv, "batch_norm": _batch_norm_kept,
+            "gelu": _gelu_kept}

@@ -647,17 +647,24 @@ def gelu(x, approximate="none"):
     return _ret(_blockwise(_gelu, x, heavy=True, tanh=_gelu_approx("gelu", approximate)), s)
 
 
-def _gelu(x, tanh):
+def _gelu_core(x, tanh):
+    """What gelu's gradient needs again: erfc(-x/sqrt 2) = 1 + erf(x/sqrt 2) (accurate for negative x too), or
+    for the tanh form the tanh term."""
+    if not tanh:
+        return _erfc(x * -_SQRT1_2)
+    t = x * x
+    t *= 0.044715
+    t += 1
+    t *= x
+    t *= _SQRT_2_PI
+    np.tanh(t, out=t)
+    return t
+
+
+def _gelu(x, core=None, tanh=False):
+    t = _gelu_core(x, tanh) if core is None else core.copy()
     if tanh:
-        t = x * x
-        t *= 0.044715
         t += 1
-        t *= x
-        t *= _SQRT_2_PI
-        np.tanh(t, out=t)
-        t += 1
-    else:
-        t = _erfc(x * -_SQRT1_2)  # 1 + erf(x/sqrt 2), accurate for negative x too
     t *= x
     t *= 0.5
     return t
@@ -670,14 +677,11 @@ def gelu_vjp(grad_out, x, approximate="none", out=None):
     return _ret(_blockwise(_gelu_vjp, x, g, heavy=True, tanh=_gelu_approx("gelu_vjp", approximate)), s)
 
 
-def _gelu_vjp(x, g, tanh):
+def _gelu_vjp(x, g, core=None, tanh=False):
+    """The gradient, with ``core`` (_gelu_core's, kept by the forward) or without (made again)."""
     x2 = x * x
     if tanh:
-        inner = x2 * 0.044715
-        inner += 1
-        inner *= x
-        inner *= _SQRT_2_PI
-        th = np.tanh(inner, out=inner)
+        th = _gelu_core(x, True) if core is None else core.copy()
         d = x2  # d/dx of the tanh argument, times x/2
         d *= 3 * 0.044715
         d += 1
@@ -692,11 +696,26 @@ def _gelu_vjp(x, g, tanh):
         d = np.exp(x2, out=x2)
         d *= x
         d *= _INV_SQRT_2PI
-        cdf = _erfc(x * -_SQRT1_2)
+        cdf = _gelu_core(x, False) if core is None else core * 1.0
         cdf *= 0.5
         d += cdf
     d *= g
     return d
+
+
+def _gelu_taped(x, approximate="none"):
+    """gelu for autograd: (y, _gelu_core's term, kept for :func:`_gelu_taped_vjp`). NumPy has no erf: made
+    again in the backward it is some 30 passes over x (32x64x56x56 float32: see docs/performance.md)."""
+    x, s = _in("gelu", x)
+    tanh = _gelu_approx("gelu", approximate)
+    core = _blockwise(_gelu_core, x, heavy=True, tanh=tanh)
+    return _ret(_blockwise(_gelu, x, core, tanh=tanh), s), core
+
+
+def _gelu_taped_vjp(grad_out, x, core, approximate="none"):
+    """gelu_vjp from the forward's kept term: the same bits, without erf."""
+    x, g, _, s = _in_vjp("gelu_vjp", x, grad_out)
+    return _ret(_blockwise(_gelu_vjp, x, g, core, tanh=_gelu_approx("gelu_vjp", approximate)), s)
 
 
 # --------------------------------------------------------------------------- hard activations
