@@ -57,6 +57,9 @@ def _cast(dtype, *arrays):
     return [None if a is None else a.astype(dtype, copy=False) for a in arrays]
 
 
+_EINSUM_DOT_MAX = 512
+
+
 def _sum64(a, axes, b=None):
     """Sums of a (or of a * b) over ``axes``, keepdims, in float64.
 
@@ -68,8 +71,14 @@ def _sum64(a, axes, b=None):
     last = a.ndim - 1
     if a.dtype not in (np.float32, np.float64) or last not in axes:
         return (a if b is None else a * b).sum(axis=axes, keepdims=True, dtype=_F64)
-    # rows first, then the rest in a fixed order: the same sums for any block of the other axes
-    rows = (np.add.reduce(a, axis=last) if b is None else np.vecdot(a, b))[..., None]
+    # rows first, then the rest in a fixed order: the same sums for any block of the other axes. np.einsum sums a
+    # row faster than np.add.reduce (rows of 56 float32: 2.45 vs 4.58 ms for 114688 rows; of 3136: 1.38 vs 2.00
+    # for 2048) and its products for short rows faster than np.vecdot (3.49 vs 5.40; of 3136 1.44 vs 1.23), and
+    # each row's result does not depend on the rows around it (checked on slices at every offset)
+    if b is None:
+        rows = np.einsum("...j->...", a)[..., None]
+    else:
+        rows = (np.einsum("...j,...j->...", a, b) if a.shape[-1] < _EINSUM_DOT_MAX else np.vecdot(a, b))[..., None]
     rest = tuple(ax for ax in axes if ax != last)
     return rows.sum(axis=rest, keepdims=True, dtype=_F64) if rest else rows.astype(_F64)
 
