@@ -58,6 +58,12 @@ class _Geom:
         self.flat_len = max(max(off for _, off in self.taps) + self.length, math.prod(self.q))
         self.stride = tuple(stride)
 
+    def cells(self, shape, pads, phase):
+        """(phase-plane index, input index) of the input cells (spatial ``shape``, padded by ``pads``) that land
+        in ``phase``: see shapes.phase_cells."""
+        cells = [phase_cells(n, lo, a, s, q) for n, (lo, _), a, s, q in zip(shape, pads, phase, self.stride, self.q)]
+        return (slice(None),) + tuple(c[0] for c in cells), (slice(None),) + tuple(c[1] for c in cells)
+
 
 def _geometry(x, pads, kernel, stride, dilation, out):
     return _Geom(padded_shape(x.shape[2:], pads), kernel, stride, dilation, out)
@@ -72,10 +78,8 @@ def _flat_block(planes, pads, geom, slot):
     size = math.prod(geom.q)
     buf[:, :, size:] = 0
     for i, phase in enumerate(geom.phases):
-        cells = [phase_cells(n, lo, a, s, q) for n, (lo, _), a, s, q in zip(planes.shape[1:], pads, phase,
-                                                                              geom.stride, geom.q)]
-        view = buf[:, i, :size].reshape((p,) + geom.q)
-        place(view, (slice(None),) + tuple(c[0] for c in cells), planes[(slice(None),) + tuple(c[1] for c in cells)])
+        dst, src = geom.cells(planes.shape[1:], pads, phase)
+        place(buf[:, i, :size].reshape((p,) + geom.q), dst, planes[src])
     return buf
 
 
@@ -87,9 +91,8 @@ def _unphase(gxf, pads, geom, shape):
         return view[(slice(None),) + tuple(slice(lo, lo + n) for n, (lo, _) in zip(shape, pads))]
     gx = np.empty((gxf.shape[0],) + tuple(shape), gxf.dtype)
     for i, phase in enumerate(geom.phases):
-        cells = [phase_cells(n, lo, a, s, q) for n, (lo, _), a, s, q in zip(shape, pads, phase, geom.stride, geom.q)]
-        view = gxf[:, i, :size].reshape((gxf.shape[0],) + geom.q)
-        gx[(slice(None),) + tuple(c[1] for c in cells)] = view[(slice(None),) + tuple(c[0] for c in cells)]
+        dst, src = geom.cells(shape, pads, phase)
+        gx[src] = gxf[:, i, :size].reshape((gxf.shape[0],) + geom.q)[dst]
     return gx
 
 

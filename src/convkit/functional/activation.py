@@ -696,9 +696,7 @@ def _gelu_vjp(x, g, core=None, tanh=False):
         d = np.exp(x2, out=x2)
         d *= x
         d *= _INV_SQRT_2PI
-        cdf = _gelu_core(x, False) if core is None else core * 1.0
-        cdf *= 0.5
-        d += cdf
+        d += (_gelu_core(x, False) if core is None else core) * 0.5
     d *= g
     return d
 

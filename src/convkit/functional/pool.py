@@ -351,10 +351,14 @@ def _tiled_spread(gx, gy, j, g):
     gv = _tile_view(gx, g).view(bits)
     gb = gy.view(bits)
     won = np.empty(j.shape, bool)
-    for t, kk in enumerate(itertools.product(*map(range, g.k))):
-        at = (slice(None),) * 2 + sum(((slice(None), a) for a in kk), ())
+    for t, at in enumerate(_taps(g)):
         np.equal(j, t, out=won)
         np.multiply(gb, won, out=gv[at])
+
+
+def _taps(g):
+    """The index of each window offset, row-major, into a _tile_view of tiling windows g."""
+    return [(slice(None),) * 2 + sum(((slice(None), a) for a in kk), ()) for kk in itertools.product(*map(range, g.k))]
 
 
 def _fixed_rank(generic, impl, n):
@@ -628,7 +632,7 @@ def _tiled_sum(xc, g, acc):
     v = _tile_view(xc, g)
     if math.prod(g.k) > _TAP_VIEWS_MAX:
         return v.sum(axis=tuple(3 + 2 * i for i in range(len(g.k))), dtype=acc)
-    at = [(slice(None),) * 2 + sum(((slice(None), a) for a in kk), ()) for kk in itertools.product(*map(range, g.k))]
+    at = _taps(g)
     y = v[at[0]].astype(acc)
     for sl in at[1:]:
         y += v[sl]
@@ -641,8 +645,8 @@ def _tiled_fill(gx, gy, g):
     if math.prod(g.k) > _TAP_VIEWS_MAX:
         v[...] = gy[(Ellipsis,) + sum(((slice(None), None) for _ in g.k), ())]
         return
-    for kk in itertools.product(*map(range, g.k)):
-        v[(slice(None),) * 2 + sum(((slice(None), a) for a in kk), ())] = gy
+    for at in _taps(g):
+        v[at] = gy
 
 
 def _avg_pool(op, n, x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
