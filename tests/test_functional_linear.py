@@ -43,6 +43,21 @@ def test_linear_vs_torch(xshape, dtype, rng):
         np.testing.assert_allclose(a, t.grad.numpy(), rtol=tol, atol=tol)
 
 
+@pytest.mark.parametrize("xshape", [(7,), (1, 7), (1, 1, 7)])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_one_row_weight_gradient_is_the_outer_product_bitwise(xshape, dtype, rng):
+    """One row takes the outer product by broadcasting (BLAS is slow with an inner dim of 1): each entry is
+    g_i * x_j rounded once, as the product computes it."""
+    x = rng.standard_normal(xshape).astype(dtype)
+    w = rng.standard_normal((4, 7)).astype(dtype)
+    g = rng.standard_normal(xshape[:-1] + (4,)).astype(dtype)
+    gw = linear_vjp(g, x, w)[1]
+    assert gw.dtype == dtype and gw.shape == w.shape
+    np.testing.assert_array_equal(gw, g.reshape(4, 1) * x.reshape(1, 7))
+    np.testing.assert_array_equal(gw, np.concatenate([g.reshape(1, 4), np.zeros((1, 4), dtype)]).T
+                                  @ np.concatenate([x.reshape(1, 7), np.zeros((1, 7), dtype)]))
+
+
 def test_linear_layouts(rng):
     x = rng.standard_normal((6, 10))[::2, ::2]
     w = rng.standard_normal((5, 3)).T

@@ -71,7 +71,9 @@ def linear_vjp(grad_out, input, weight, bias=None):
     g2 = g.astype(x.dtype, copy=False).reshape(_rows(x), w.shape[0])
     x2 = x.reshape(_rows(x), w.shape[1])
     gx = (g2 @ w).reshape(x.shape)
-    gw = g2.T @ x2
+    # one row: the outer product by broadcasting, the same single rounding of each g*x; OpenBLAS's product
+    # with an inner dim of 1 is slow (1024 x 3136, float32: 3.66 ms against 0.52)
+    gw = np.multiply(g2[0][:, None], x2[0][None, :]) if g2.shape[0] == 1 else g2.T @ x2
     gb = None if b is None else g2.sum(axis=0)
     return gx, gw, gb
 
