@@ -6,6 +6,15 @@ already in place and each in its faster form, gives a floor that no such algorit
 a layer whose products alone take longer than a peer's whole run cannot match it by removing
 overhead, only by doing fewer multiplications.
 
+A depthwise layer (one filter per channel) has no product worth BLAS: each output is a sum of
+kernel-many input cells times its channel's weights. Its floor (:func:`depthwise_pass_forms`) is
+the arithmetic of convkit's shifted multiply-accumulates alone, over the same cache-sized blocks of
+planes on convkit's threads, operands already padded and flattened: per tap one multiply of the
+shifted input by the plane's weight and one add into the sum (forward, and the input gradient,
+which is the same sum over grad_out), and one dot product per tap and plane (the weight
+gradient). NumPy has no fused multiply-add, so no NumPy computation of these sums does fewer
+passes (np.einsum over the taps' strided view, and np.matmul over them, measured 8x and 2x slower).
+
 Forms per pass of a convolution with P output positions, depth Ck = C * prod(kernel) and K filters:
 
 - im2col's product in both orientations, (P, Ck) @ (Ck, K) and (K, Ck) @ (Ck, P), for the forward;
@@ -18,12 +27,14 @@ Forms per pass of a convolution with P output positions, depth Ck = C * prod(ker
 """
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
 
 from _timing import median_time
-from convkit.functional import _winograd
+from convkit._parallel import run_blocks
+from convkit.functional import _depthwise, _winograd
 
 
 def product_forms(rows, inner, cols, rng, name="cols @ W"):
@@ -92,3 +103,42 @@ def conv_pass_forms(n, c, k, in_sp, out_sp, kernel, stride, dilation, rng):
         passes["grad_x"]["Winograd multiply"] = stacked_products(a2, c, k, _tiles(n, in_sp, m), rng)
         passes["grad_w"]["Winograd multiply"] = stacked_products(a2, k, _tiles(n, out_sp, m), c, rng)
     return passes
+
+
+def depthwise_pass_forms(n, c, out_sp, kernel, rng):
+    """{pass: {form: fn}} for a stride-1 depthwise layer's arithmetic alone: n*c planes of output ``out_sp``
+    and a kernel of ``kernel`` taps, on the padded planes' flat grid (as wide as a padded row; see
+    convkit.functional._depthwise), in blocks of _depthwise._BLOCK_ELEMENTS over convkit's threads."""
+    padded = tuple(o + k - 1 for o, k in zip(out_sp, kernel))
+    row = [math.prod(padded[i + 1:]) for i in range(len(padded))]
+    offsets = [sum(t * r for t, r in zip(tap, row)) for tap in itertools.product(*map(range, kernel))]
+    length = out_sp[0] * row[0]
+    planes = n * c
+    x = rng.standard_normal((planes, offsets[-1] + length), dtype=np.float32)
+    g = rng.standard_normal((planes, offsets[-1] + length), dtype=np.float32)
+    w = rng.standard_normal((planes, len(offsets)), dtype=np.float32)
+    gw = np.empty((planes, len(offsets)), np.float32)
+    step = max(1, _depthwise._BLOCK_ELEMENTS // length)
+    blocks = [(p, min(planes, p + step)) for p in range(0, planes, step)]
+
+    def sums(src):
+        def block(rows):
+            p0, p1 = rows
+            acc, tmp = np.empty((p1 - p0, length), np.float32), np.empty((p1 - p0, length), np.float32)
+            np.multiply(src[p0:p1, :length], w[p0:p1, :1], out=acc)
+            for t, off in enumerate(offsets[1:], 1):
+                np.multiply(src[p0:p1, off:off + length], w[p0:p1, t:t + 1], out=tmp)
+                np.add(acc, tmp, out=acc)
+        return block
+
+    def dots(rows):
+        p0, p1 = rows
+        for t, off in enumerate(offsets):
+            gw[p0:p1, t] = np.vecdot(g[p0:p1, :length], x[p0:p1, off:off + length])
+
+    def forms(name, block):   # convkit's threads, and one thread (two measured no faster for such passes)
+        return {name: lambda: run_blocks(block, blocks) and gw,
+                f"{name}, one thread": lambda: [block(b) for b in blocks] and gw}
+
+    return {"forward": forms("multiply-adds", sums(x)), "grad_x": forms("multiply-adds", sums(g)),
+            "grad_w": forms("dots", dots), "arrays": {"x": x, "g": g, "w": w}}

@@ -19,8 +19,9 @@ session 11): the forward keeps nothing, so the backward makes its columns anew.
 --floor also times, in the same interleaved repeats, each layer's matrix products alone
 (benchmarks/_floor.py): forward, input and weight gradient, each in the fastest of the forms
 convkit's algorithms compute, operands in place and nothing else. No algorithm built on those
-products can take less time; the table adds the floor and its ratio to PyTorch (depthwise layers
-and pools have no product to time).
+products can take less time; the table adds the floor and its ratio to PyTorch. A stride-1
+depthwise layer's floor is its multiply-accumulates' arithmetic alone (one multiply and one add per
+tap, one dot per tap for the weight); grouped and strided depthwise layers and pools get none.
 
 --more adds layers beyond the issue's suite (strided depthwise, grouped, dilated at 256 channels) in a
 second table, outside the geometric mean.
@@ -48,7 +49,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 import convkit  # noqa: E402
 import convkit.functional as F  # noqa: E402
 from convkit._blas import blas_info  # noqa: E402
-from _floor import conv_pass_forms, fastest  # noqa: E402
+from _floor import conv_pass_forms, depthwise_pass_forms, fastest  # noqa: E402
 from _timing import interleaved  # noqa: E402
 
 conv_mod = importlib.import_module("convkit.functional.conv")   # which transposed passes run by sub-pixel phases
@@ -195,18 +196,23 @@ def algorithms(case, x, w, kw, functional=False):
 def layer_floor(case, x, w, kw, rng):
     """(fn, forms): fn runs the layer's forward, input-gradient and weight-gradient products alone, each
     in its fastest form (chosen by a median of 5), and forms names them; (None, "-") for a layer
-    without products (depthwise, max pool). A transposed convolution's three passes are those of the
-    convolution it is the input gradient of, whose products are the same."""
+    without products (max pool, grouped). A transposed convolution's three passes are those of the
+    convolution it is the input gradient of, whose products are the same. A stride-1 depthwise layer's
+    are its multiply-accumulates' arithmetic (_floor.depthwise_pass_forms)."""
     name, kind, n, c, k, sp, f, s, p, d, g = case
-    if kind == "maxpool" or g != 1:
-        return None, "-"
     nd = len(sp)
+    depthwise = kind == "conv" and g == c == k and s == 1 and d == 1
+    if kind == "maxpool" or (g != 1 and not depthwise):
+        return None, "-"
+    kernel, strides, dilations = (f,) * nd, (s,) * nd, (d,) * nd
     if kind == "conv":
-        eq = (n, c, k, sp, F.conv(x[:1], w, None, **kw).shape[2:])
+        out = F.conv(x[:1], w, None, **kw).shape[2:]
+        passes = (depthwise_pass_forms(n, c, out, kernel, rng) if depthwise else
+                  conv_pass_forms(n, c, k, sp, out, kernel, strides, dilations, rng))
     else:
-        eq = (n, k, c, F.conv_transpose(x[:1], w, None, **kw).shape[2:], sp)
-    passes = conv_pass_forms(*eq, (f,) * nd, (s,) * nd, (d,) * nd, rng)
-    chosen = [fastest(forms) for forms in passes.values()]
+        passes = conv_pass_forms(n, k, c, F.conv_transpose(x[:1], w, None, **kw).shape[2:], sp, kernel, strides,
+                                 dilations, rng)
+    chosen = [fastest(passes[name]) for name in ("forward", "grad_x", "grad_w")]
     fns = [fn for _, fn, _ in chosen]
     return (lambda: [fn() for fn in fns]), " + ".join(form for form, _, _ in chosen)
 
@@ -306,7 +312,8 @@ def main(argv=None):
         print(f"geometric mean ratio convkit/torch: {gm:.2f}  (worst {max(ratios):.2f})")
     if floor_ratios:
         gm = math.exp(sum(map(math.log, floor_ratios)) / len(floor_ratios))
-        print(f"the floor (products alone) / torch over the {len(floor_ratios)} layers with products: geometric mean "
+        print(f"the floor (products, or a depthwise layer's arithmetic, alone) / torch over the {len(floor_ratios)} "
+              f"layers with one: geometric mean "
               f"{gm:.2f}, {min(floor_ratios):.2f} to {max(floor_ratios):.2f}")
     if floor_forms:
         print("the floor's forms (forward + grad_x + grad_w):")

@@ -49,9 +49,33 @@ def test_layer_floor_runs_three_passes_in_one_of_their_forms(suite, case, winogr
 
 def test_layers_without_products_have_no_floor(suite):
     rng = np.random.default_rng(0)
-    for case in (_case("conv", 2, 8, 8, (12, 12), 3, 1, 1, 1, 8), _case("maxpool", 2, 8, 8, (12, 12), 2, 2, 0, 1, 1)):
+    for case in (_case("conv", 2, 8, 8, (12, 12), 3, 2, 1, 1, 8),     # strided depthwise
+                 _case("conv", 2, 8, 8, (12, 12), 3, 1, 1, 1, 2),     # grouped
+                 _case("maxpool", 2, 8, 8, (12, 12), 2, 2, 0, 1, 1)):
         x, w, kw = suite.make(case, np.float32, rng)
         assert suite.layer_floor(case, x, w, kw, rng) == (None, "-")
+
+
+@pytest.mark.parametrize("case", [_case("conv", 2, 8, 8, (12, 12), 3, 1, 1, 1, 8),
+                                  _case("conv", 2, 4, 4, (40,), 5, 1, 2, 1, 4)])
+def test_a_depthwise_layers_floor_is_its_arithmetic(suite, case):
+    x, w, kw = suite.make(case, np.float32, np.random.default_rng(0))
+    run, forms = suite.layer_floor(case, x, w, kw, np.random.default_rng(0))
+    run()
+    passes = forms.split(" + ")
+    assert [p.split(",")[0] for p in passes] == ["multiply-adds", "multiply-adds", "dots"]
+
+
+def test_the_depthwise_floors_dots_are_each_taps_weight_gradient(suite):
+    """The floor's weight-gradient pass computes, per plane and tap, g . x shifted by the tap."""
+    from _floor import depthwise_pass_forms
+    passes = depthwise_pass_forms(1, 2, (3, 4), (3, 3), np.random.default_rng(0))
+    gw, arrays = passes["grad_w"]["dots, one thread"](), passes["arrays"]
+    x, g = arrays["x"], arrays["g"]
+    row = 6                                  # a padded row of 4 + 2
+    for t, (a, b) in enumerate((a, b) for a in range(3) for b in range(3)):
+        off = a * row + b
+        np.testing.assert_allclose(gw[:, t], (g[:, :3 * row] * x[:, off:off + 3 * row]).sum(axis=1), rtol=1e-5)
 
 
 def test_winograd_forms_have_the_tile_counts_of_their_passes(suite):
