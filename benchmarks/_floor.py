@@ -23,7 +23,8 @@ Forms per pass of a convolution with P output positions, depth Ck = C * prod(ker
 - for 2-D 3x3 and 5x5 stride-1 layers, Winograd's multiply phase: a^2 products (K, C) @ (C, T)
   over T tiles of F(m x m, r x r) for the forward and (C, K) @ (K, T) for the input gradient, and
   a^2 products (K, T) @ (T, C) of F(r x r, m x m) for the weight gradient (on the input transform
-  the forward kept).
+  the forward kept); a dilated layer's tiles are those of all its phases, and a 3-D kernel's depth
+  taps are summed in the products, (K, kd*C) @ (kd*C, T) over the tiles of every output depth.
 """
 from __future__ import annotations
 
@@ -64,25 +65,31 @@ def fastest(forms, repeats=5):
 
 
 def _winograd_tile(kernel, stride, dilation):
-    """The output tile m of convkit's Winograd for a 2-D square kernel at stride 1 and dilation 1, else None."""
-    r = kernel[0]
-    if (len(kernel) == 2 and kernel[0] == kernel[1] and r in _winograd.TILE and all(s == 1 for s in stride)
-            and all(d == 1 for d in dilation)):
+    """The output tile m of convkit's Winograd where it applies (see convkit.functional._winograd): a 2-D
+    square 3x3 or 5x5 kernel at stride 1 (any dilation: its phases are planes of their own), or a 3-D one
+    whose last two dims are such, at dilation 1; else None."""
+    r = kernel[-1]
+    square = len(kernel) in (2, 3) and kernel[-2] == r and r in _winograd.TILE and all(s == 1 for s in stride)
+    if square and (len(kernel) == 2 or all(d == 1 for d in dilation)):
         return _winograd.TILE[r]
     return None
 
 
-def _tiles(n, sp, m):
-    return n * math.prod(-(-o // m) for o in sp)
+def _tiles(n, sp, m, dilation):
+    """Winograd's columns: samples x leading depth x phases x tiles of each phase's last two dims."""
+    return n * math.prod(sp[:-2]) * math.prod(dilation[-2:]) * math.prod(_winograd.tiles(sp, m, dilation[-2:]))
 
 
 def forward_forms(n, c, k, out_sp, kernel, stride, dilation, rng):
     """{form: fn} for the forward products of a convolution without groups: k filters of size ``kernel``
-    over c channels, output (n, k, *out_sp); im2col's both ways, and Winograd's multiply where it applies."""
+    over c channels, output (n, k, *out_sp); im2col's both ways, and Winograd's multiply where it applies
+    (a 3-D kernel's depth taps summed in its products: (K, kd*C) @ (kd*C, tiles))."""
     forms = product_forms(n * math.prod(out_sp), c * math.prod(kernel), k, rng, "cols @ W")
     m = _winograd_tile(kernel, stride, dilation)
     if m is not None:
-        forms["Winograd multiply"] = stacked_products((m + kernel[0] - 1) ** 2, k, c, _tiles(n, out_sp, m), rng)
+        kd = math.prod(kernel[:-2])
+        forms["Winograd multiply"] = stacked_products((m + kernel[-1] - 1) ** 2, k, kd * c,
+                                                      _tiles(n, out_sp, m, dilation), rng)
     return forms
 
 
@@ -99,9 +106,9 @@ def conv_pass_forms(n, c, k, in_sp, out_sp, kernel, stride, dilation, rng):
                                  product_forms(p_in, k * taps, c, rng, "cols @ W").items()})
     m = _winograd_tile(kernel, stride, dilation)
     if m is not None:
-        a2 = (m + kernel[0] - 1) ** 2
-        passes["grad_x"]["Winograd multiply"] = stacked_products(a2, c, k, _tiles(n, in_sp, m), rng)
-        passes["grad_w"]["Winograd multiply"] = stacked_products(a2, k, _tiles(n, out_sp, m), c, rng)
+        a2, kd = (m + kernel[-1] - 1) ** 2, math.prod(kernel[:-2])
+        passes["grad_x"]["Winograd multiply"] = stacked_products(a2, c, kd * k, _tiles(n, in_sp, m, dilation), rng)
+        passes["grad_w"]["Winograd multiply"] = stacked_products(a2, k, _tiles(n, out_sp, m, dilation), kd * c, rng)
     return passes
 
 

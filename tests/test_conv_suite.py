@@ -29,8 +29,9 @@ def _case(kind, n, c, k, sp, f, s, p, d, g):
     (_case("conv", 2, 8, 16, (12, 12), 3, 1, 1, 1, 1), True),
     (_case("conv", 2, 8, 16, (12, 12), 5, 1, 2, 1, 1), True),
     (_case("conv", 2, 8, 16, (12, 12), 3, 2, 1, 1, 1), False),     # strided: no Winograd form
-    (_case("conv", 2, 8, 16, (12, 12), 3, 1, 2, 2, 1), False),     # dilated: none either
-    (_case("conv", 2, 8, 16, (6, 8, 8), 3, 1, 1, 1, 1), False),
+    (_case("conv", 2, 8, 16, (12, 12), 3, 1, 2, 2, 1), True),      # dilated: its phases' tiles
+    (_case("conv", 2, 8, 16, (6, 8, 8), 3, 1, 1, 1, 1), True),      # 3-D: the depth taps in the products
+    (_case("conv", 2, 8, 16, (6, 8, 8), 3, 1, 2, 2, 1), False),     # 3-D dilated: none
     (_case("convT", 2, 16, 8, (6, 6), 4, 2, 1, 1, 1), False),
 ])
 def test_layer_floor_runs_three_passes_in_one_of_their_forms(suite, case, winograd):
@@ -86,6 +87,20 @@ def test_winograd_forms_have_the_tile_counts_of_their_passes(suite):
     assert passes["forward"]["Winograd multiply"]().shape == (36, 16, 18)
     assert passes["grad_x"]["Winograd multiply"]().shape == (36, 8, 18)
     assert passes["grad_w"]["Winograd multiply"]().shape == (36, 16, 8)
+
+
+def test_dilated_and_3d_winograd_forms_count_every_phase_and_depth(suite):
+    """Dilation 2 at 12x12: four 6x6 phases of 2 x 2 tiles each; a 3x3x3 kernel at 6x8x8: 2 x 2 tiles at each of
+    the 6 output depths, the 3 depth taps side by side in the products' inner dim."""
+    from _floor import conv_pass_forms
+    rng = np.random.default_rng(0)
+    d2 = conv_pass_forms(2, 8, 16, (12, 12), (12, 12), (3, 3), (1, 1), (2, 2), rng)
+    assert d2["forward"]["Winograd multiply"]().shape == (36, 16, 2 * 4 * 4)
+    assert d2["grad_w"]["Winograd multiply"]().shape == (36, 16, 8)
+    d3 = conv_pass_forms(2, 8, 16, (6, 8, 8), (6, 8, 8), (3, 3, 3), (1, 1, 1), (1, 1, 1), rng)
+    assert d3["forward"]["Winograd multiply"]().shape == (36, 16, 2 * 6 * 4)
+    assert d3["grad_x"]["Winograd multiply"]().shape == (36, 8, 2 * 6 * 4)
+    assert d3["grad_w"]["Winograd multiply"]().shape == (36, 16, 3 * 8)
 
 
 @pytest.mark.parametrize("case", [
