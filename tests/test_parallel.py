@@ -90,14 +90,65 @@ def _threads_used(**kw):
     return {t for _, t in got}, [i for i, _ in got] == [0, 1, 2, 3]
 
 
+def _side_by_side(**kw):
+    """The threads that ran two blocks which can only finish together (each waits for the other at a
+    barrier), and whether the results came back in order."""
+    meet = threading.Barrier(2, timeout=10)
+
+    def block(i):
+        meet.wait()
+        return i, threading.get_ident()
+    got = _parallel.run_blocks(block, range(2), **kw)
+    return {t for _, t in got}, [i for i, _ in got] == [0, 1]
+
+
 @pytest.mark.parametrize("spinning", [False, True])
 def test_short_blocks_run_inline_while_blas_spins(two_threads, monkeypatch, spinning):
     monkeypatch.setattr(_parallel, "_blas_running", lambda: spinning)
-    used, ordered = _threads_used()
-    assert ordered
-    assert (threading.get_ident() in used) is spinning     # inline: every block on the calling thread
-    used, ordered = _threads_used(always=True)                # long blocks share the cores anyway
-    assert ordered and threading.get_ident() not in used
+    if spinning:      # inline: every block on the calling thread
+        used, ordered = _threads_used()
+        assert ordered and used == {threading.get_ident()}
+    else:             # the pool's thread and the calling thread run them side by side
+        used, ordered = _side_by_side()
+        assert ordered and len(used) == 2 and threading.get_ident() in used
+    used, ordered = _side_by_side(always=True)                 # long blocks share the cores anyway
+    assert ordered and len(used) == 2 and threading.get_ident() in used
+
+
+def test_the_calling_thread_does_not_wait_for_a_helper_with_nothing_left(two_threads, monkeypatch):
+    """The caller drains the queue itself when the pool's thread is slow to start; the helper, not yet
+    started, is cancelled rather than waited for, and the pool stays usable."""
+    monkeypatch.setattr(_parallel, "_blas_running", lambda: False)
+    hold = threading.Event()
+    blocker = _parallel._executor().submit(hold.wait, 10)     # keeps one of the pool's two threads busy
+    other = _parallel._executor().submit(hold.wait, 10)       # ... and the other
+    got = []
+    caller = threading.Thread(target=lambda: got.append((threading.get_ident(), _threads_used())))
+    try:
+        caller.start()
+        caller.join(timeout=5)        # not waiting for the held pool (which would hang until hold is set)
+        assert not caller.is_alive(), "run_blocks waited for a helper that had nothing left to do"
+        ident, (used, ordered) = got[0]
+        assert ordered and used == {ident}
+    finally:
+        hold.set()
+        blocker.result(), other.result()
+    used, ordered = _side_by_side()
+    assert ordered and len(used) == 2
+
+
+def test_an_error_in_a_block_reaches_the_caller_and_stops_the_others(two_threads, monkeypatch):
+    monkeypatch.setattr(_parallel, "_blas_running", lambda: False)
+    ran = []
+
+    def block(i):
+        ran.append(i)
+        if i == 1:
+            raise KeyError("block 1")
+    with pytest.raises(KeyError, match="block 1"):
+        _parallel.run_blocks(block, range(200))
+    assert len(ran) < 200
+    assert not _parallel.in_worker()      # the calling thread is no longer marked as running a block
 
 
 def test_blocks_inside_a_worker_run_inline(two_threads, monkeypatch):
