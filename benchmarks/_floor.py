@@ -115,7 +115,8 @@ def conv_pass_forms(n, c, k, in_sp, out_sp, kernel, stride, dilation, rng):
 def depthwise_pass_forms(n, c, out_sp, kernel, rng):
     """{pass: {form: fn}} for a stride-1 depthwise layer's arithmetic alone: n*c planes of output ``out_sp``
     and a kernel of ``kernel`` taps, on the padded planes' flat grid (as wide as a padded row; see
-    convkit.functional._depthwise), in blocks of _depthwise._BLOCK_ELEMENTS over convkit's threads."""
+    convkit.functional._depthwise), in blocks of _depthwise._BLOCK_ELEMENTS over convkit's threads or on
+    one. The weight gradient's forms return it, (n*c, taps); "arrays" holds the operands (x, g, w)."""
     padded = tuple(o + k - 1 for o, k in zip(out_sp, kernel))
     row = [math.prod(padded[i + 1:]) for i in range(len(padded))]
     offsets = [sum(t * r for t, r in zip(tap, row)) for tap in itertools.product(*map(range, kernel))]
@@ -143,9 +144,16 @@ def depthwise_pass_forms(n, c, out_sp, kernel, rng):
         for t, off in enumerate(offsets):
             gw[p0:p1, t] = np.vecdot(g[p0:p1, :length], x[p0:p1, off:off + length])
 
-    def forms(name, block):   # convkit's threads, and one thread (two measured no faster for such passes)
-        return {name: lambda: run_blocks(block, blocks) and gw,
-                f"{name}, one thread": lambda: [block(b) for b in blocks] and gw}
+    def forms(name, block, result=None):   # convkit's threads, and one thread (often as fast for such passes)
+        def threaded():
+            run_blocks(block, blocks)
+            return result
+
+        def inline():
+            for b in blocks:
+                block(b)
+            return result
+        return {name: threaded, f"{name}, one thread": inline}
 
     return {"forward": forms("multiply-adds", sums(x)), "grad_x": forms("multiply-adds", sums(g)),
-            "grad_w": forms("dots", dots), "arrays": {"x": x, "g": g, "w": w}}
+            "grad_w": forms("dots", dots, gw), "arrays": {"x": x, "g": g, "w": w}}
