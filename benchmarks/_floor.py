@@ -77,7 +77,7 @@ def _winograd_tile(kernel, stride, dilation):
 
 def _tiles(n, sp, m, dilation):
     """Winograd's columns: samples x leading depth x phases x tiles of each phase's last two dims."""
-    return n * math.prod(sp[:-2]) * math.prod(dilation[-2:]) * math.prod(_winograd.tiles(sp, m, dilation[-2:]))
+    return n * math.prod(sp[:-2]) * _winograd.all_tiles(sp, m, dilation)
 
 
 def forward_forms(n, c, k, out_sp, kernel, stride, dilation, rng):
@@ -126,8 +126,7 @@ def depthwise_pass_forms(n, c, out_sp, kernel, rng):
     g = rng.standard_normal((planes, offsets[-1] + length), dtype=np.float32)
     w = rng.standard_normal((planes, len(offsets)), dtype=np.float32)
     gw = np.empty((planes, len(offsets)), np.float32)
-    step = max(1, _depthwise._BLOCK_ELEMENTS // length)
-    blocks = [(p, min(planes, p + step)) for p in range(0, planes, step)]
+    blocks = _depthwise._blocks(planes, length)      # convkit's blocks of planes
 
     def sums(src):
         def block(rows):

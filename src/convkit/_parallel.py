@@ -53,6 +53,12 @@ def set_num_threads(n: int) -> None:
             _pool = None
 
 
+def parts(size, pieces):
+    """About ``pieces`` contiguous slices covering range(size): how blocks are shared out over the threads."""
+    step = -(-size // max(1, min(pieces, size)))
+    return [slice(i, min(size, i + step)) for i in range(0, size, step)]
+
+
 def _executor():
     global _pool
     with _lock:

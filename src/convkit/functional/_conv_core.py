@@ -28,10 +28,11 @@ import numpy as np
 from .._blas import gemm
 from .._config import get_workspace_limit
 from .._parallel import num_threads, run_blocks
+from .._parallel import parts as _parts
 from .._scratch import kept_or_scratch, place, pooled, scratch
 from ..shapes import full_correlation_padding, padded_shape
 from . import _depthwise, _fft, _implicit, _plan, _winograd
-from ._im2col import _parts, col2im_add, col2im_cl_add, im2col, im2col_cl, im2col_fold, plan_chunks, row_span
+from ._im2col import col2im_add, col2im_cl_add, im2col, im2col_cl, im2col_fold, plan_chunks, row_span
 from ._weights import derived, rotated as _rotated
 from .padding import pad_nd
 

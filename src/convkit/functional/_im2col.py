@@ -25,6 +25,7 @@ from numpy.lib.stride_tricks import as_strided
 
 from .._config import get_workspace_limit
 from .._parallel import num_threads, run_blocks
+from .._parallel import parts as _parts
 from .._scratch import kept_or_scratch
 
 
@@ -36,12 +37,6 @@ def windows(xp, kernel, stride, dilation, out):
     strides = st[:2] + tuple(st[2 + i] * dilation[i] for i in range(n)) + tuple(
         st[2 + i] * stride[i] for i in range(n))
     return as_strided(xp, shape, strides, writeable=False)
-
-
-def _parts(size, pieces):
-    """About ``pieces`` contiguous slices covering range(size)."""
-    step = -(-size // max(1, min(pieces, size)))
-    return [slice(i, min(size, i + step)) for i in range(0, size, step)]
 
 
 def im2col(xp, kernel, stride, dilation, out, slot=None, ones_row=False):

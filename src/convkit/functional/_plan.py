@@ -96,7 +96,7 @@ def _winograd_pays(x_shape, w, out, min_tiles=_WINOGRAD_MIN_TILES, max_waste=1.2
     if w.shape[-1] != 3 or (math.prod(dilation) > 1 and min(w.shape[:2]) < _WINOGRAD_DILATED_MIN_CHANNELS):
         return False
     m = _winograd.TILE[3]
-    tiles = math.prod(dilation[-2:]) * math.prod(_winograd.tiles(out, m, dilation[-2:]))
+    tiles = _winograd.all_tiles(out, m, dilation)
     waste = (tiles * m * m) / max(1, out[-2] * out[-1])
     return x_shape[1] >= 16 and x_shape[0] * math.prod(out[:-2]) * tiles >= min_tiles and waste <= max_waste
 

@@ -36,9 +36,9 @@ from numpy.lib.stride_tricks import as_strided
 
 from .._config import get_workspace_limit
 from .._parallel import num_threads, run_blocks
+from .._parallel import parts as _parts
 from .._scratch import kept_or_scratch, place, pooled, scratch
 from ..shapes import full_correlation_padding, phase_cells
-from ._im2col import _parts
 from ._weights import derived, rotated
 
 # Interpolation points in the order they are used (infinity is added last): F(m, r) takes the
@@ -58,6 +58,11 @@ def applicable(w, stride, dilation, groups):
 def tiles(out, m, dilation=(1, 1)):
     """(th, tw) tiles of m x m outputs per phase of the dilated output grid (one phase without dilation)."""
     return tuple(-(-(-(-o // d)) // m) for o, d in zip(out[-2:], dilation))
+
+
+def all_tiles(out, m, dilation=(1, 1)):
+    """The tiles of every phase of one sample's output plane: what the products' columns count per plane."""
+    return math.prod(dilation[-2:]) * math.prod(tiles(out, m, dilation[-2:]))
 
 
 def _solve(matrix):

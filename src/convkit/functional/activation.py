@@ -21,7 +21,7 @@ import math
 import numpy as np
 
 from .. import _checks as C
-from .._parallel import num_threads, run_blocks
+from .._parallel import num_threads, parts, run_blocks
 
 _SQRT1_2 = math.sqrt(0.5)
 _SQRT_2_PI = math.sqrt(2.0 / math.pi)          # gelu tanh approximation
@@ -80,14 +80,13 @@ def _blockwise(kernel, *arrays, heavy=False, **params):
     out = np.empty(x.size, first.dtype)
     out[:_BLOCK] = first
     starts = list(range(_BLOCK, x.size, _BLOCK))
-    per = -(-len(starts) // max(1, min(num_threads(), len(starts))))
 
     def run(part):
         for i in part:
             sl = slice(i, i + _BLOCK)
             out[sl] = kernel(*(None if f is None else f[sl] for f in flat), **params)
 
-    run_blocks(run, [starts[j:j + per] for j in range(0, len(starts), per)])
+    run_blocks(run, [starts[p] for p in parts(len(starts), num_threads())])
     return out.reshape(x.shape)
 
 

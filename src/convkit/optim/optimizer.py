@@ -29,7 +29,7 @@ from collections.abc import Iterable, Mapping
 import numpy as np
 
 from .._checks import fail, flag, real_number, same_shape
-from .._parallel import num_threads, run_blocks
+from .._parallel import num_threads, parts, run_blocks
 from ..autograd import Tensor, enable_grad
 
 
@@ -335,7 +335,6 @@ def blockwise(kernel, arrays, scratch=0):
         return
     flat = [None if a is None else a.reshape(-1) for a in arrays]
     starts = list(range(0, x.size, block))
-    per = -(-len(starts) // max(1, min(num_threads(), len(starts))))
 
     def run(part):
         tmps = [np.empty(block, x.dtype) for _ in range(scratch)]
@@ -344,7 +343,7 @@ def blockwise(kernel, arrays, scratch=0):
             n = sl.stop - sl.start
             kernel(*(None if f is None else f[sl] for f in flat), *(t[:n] for t in tmps))
 
-    run_blocks(run, [starts[j:j + per] for j in range(0, len(starts), per)])
+    run_blocks(run, [starts[p] for p in parts(len(starts), num_threads())])
 
 
 # Running averages are cleared of subnormal numbers every this many steps (at each step for
